@@ -1,0 +1,150 @@
+"""The ``causalged`` command group: one subcommand per pipeline step.
+
+Commands stay thin: parse options, call the package, report bad input as one clear line.
+The ``bin/causalged-<step>`` scripts that Nextflow calls run the same commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from causalged import __version__
+from causalged.errors import InputError
+
+SAMPLE = click.option("--sample", required=True, help="Sample id; prefixes every output file.")
+OUTDIR = click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Folder for the outputs (created if missing).")
+EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+class CausalGeDGroup(click.Group):
+    """Turns :class:`InputError` into a one-line message and exit code 2, without a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except InputError as err:
+            click.secho(f"Error: {err}", err=True, fg="red")
+            ctx.exit(2)
+
+
+@click.group(cls=CausalGeDGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="causalged")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """CausalGeD: impute the genes your spatial panel did not measure, from a scRNA-seq reference.
+
+    Steps, in pipeline order: simulate | validate-samplesheet | qc | normalize | hvg | train |
+    impute | crossval | evaluate | report. `causalged run` chains them on one machine.
+    """
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    for noisy in ("numba", "h5py", "matplotlib", "PIL", "fontTools"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@cli.command()
+@OUTDIR
+@click.option("--name", default="demo", show_default=True, help="File prefix and sample id of the generated data.")
+@click.option("--size", type=click.Choice(["tiny", "demo"]), default="demo", show_default=True, help="tiny: unit-test size (<1 MB); demo: the README demo.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def simulate(outdir: Path, name: str, size: str, seed: int) -> None:
+    """Generate paired demo data (scRNA-seq + ST) with a known regulatory network."""
+    from causalged.simulate import write_demo
+
+    paths = write_demo(outdir, name=name, size=size, seed=seed)
+    for key, path in paths.items():
+        click.echo(f"{key}\t{path}")
+
+
+@cli.command("validate-samplesheet")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="Samplesheet CSV.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the validated sheet (absolute paths) here.")
+def validate_samplesheet(input_path: Path, output: Path | None) -> None:
+    """Check a samplesheet against assets/schema_input.json and across rows."""
+    import pandas as pd
+
+    from causalged.io import write_csv_atomic
+    from causalged.samplesheet import read_samplesheet
+
+    samples = read_samplesheet(input_path)
+    if output:
+        rows = [{"sample": s.id, "sc": s.sc.resolve(), "st": s.st.resolve(), "genes": s.genes.resolve() if s.genes else "", "platform": s.platform or ""} for s in samples]
+        write_csv_atomic(pd.DataFrame(rows), output, index=False)
+    click.echo(f"{input_path}: {len(samples)} sample(s) OK: {', '.join(s.id for s in samples)}")
+
+
+@cli.command()
+@SAMPLE
+@click.option("--sc", "sc_path", required=True, type=click.Path(path_type=Path), help="scRNA-seq reference, raw counts (.h5ad).")
+@click.option("--st", "st_path", required=True, type=click.Path(path_type=Path), help="Spatial data, raw counts, coordinates in obsm['spatial'] or obs x/y (.h5ad).")
+@OUTDIR
+@click.option("--min-genes-cell", type=int, default=500, show_default=True, help="Drop cells with fewer detected genes (scaled down for small references, see --scale-min-genes).")
+@click.option("--min-genes-spot", type=int, default=1, show_default=True, help="Drop spots with fewer detected genes.")
+@click.option("--min-cells-gene", type=int, default=1, show_default=True, help="Drop genes detected in fewer observations.")
+@click.option("--scale-min-genes/--no-scale-min-genes", default=True, show_default=True, help="Scale --min-genes-cell to the reference's gene count (500 assumes a whole transcriptome).")
+@click.option("--case-insensitive", is_flag=True, help="Match gene names ignoring capitalisation (Gad1 vs GAD1).")
+def qc(sample, sc_path, st_path, outdir, min_genes_cell, min_genes_spot, min_cells_gene, scale_min_genes, case_insensitive) -> None:
+    """QC: drop low-quality cells and spots, and genes detected nowhere."""
+    from causalged.steps import run_qc
+
+    run_qc(sample, sc_path, st_path, outdir, min_genes_cell=min_genes_cell, min_genes_spot=min_genes_spot,
+           min_cells_gene=min_cells_gene, scale_min_genes=scale_min_genes, case_insensitive=case_insensitive)
+
+
+@cli.command()
+@SAMPLE
+@click.option("--sc", "sc_path", required=True, type=click.Path(path_type=Path), help="QC'd scRNA-seq (.h5ad).")
+@click.option("--st", "st_path", required=True, type=click.Path(path_type=Path), help="QC'd spatial data (.h5ad).")
+@OUTDIR
+@click.option("--already-normalized", is_flag=True, help="Inputs are log-normalized already: use them as they are.")
+def normalize(sample, sc_path, st_path, outdir, already_normalized) -> None:
+    """Normalize: log1p(counts / total * median total), raw counts kept in layers['counts']."""
+    from causalged.steps import run_normalize
+
+    run_normalize(sample, sc_path, st_path, outdir, already_normalized=already_normalized)
+
+
+@cli.command()
+@SAMPLE
+@click.option("--sc", "sc_path", required=True, type=click.Path(path_type=Path), help="Normalized scRNA-seq (.h5ad).")
+@click.option("--st", "st_path", required=True, type=click.Path(path_type=Path), help="Normalized spatial data (.h5ad).")
+@OUTDIR
+@click.option("--genes", type=click.Path(path_type=Path), default=None, help="Text file of genes to impute (one per line), kept whatever their variability.")
+@click.option("--top-fraction", type=float, default=0.25, show_default=True, help="Fraction of reference genes kept as highly variable.")
+@click.option("--n-folds", type=int, default=10, show_default=True, help="Cross-validation folds over the shared genes (capped at their number).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the gene split and folds.")
+def hvg(sample, sc_path, st_path, outdir, genes, top_fraction, n_folds, seed) -> None:
+    """Select genes (HVG + ST panel + requested) and write the seeded gene split."""
+    from causalged.steps import run_hvg
+
+    run_hvg(sample, sc_path, st_path, outdir, genes=genes, top_fraction=top_fraction, n_folds=n_folds, seed=seed)
+
+
+@cli.command()
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Pipeline output folder to collect from.")
+@click.option("--title", default="CausalGeD", show_default=True)
+@click.option("--config", type=EXISTING, default=None, help="MultiQC config (default: assets/multiqc_config.yml).")
+def report(outdir: Path, title: str, config: Path | None) -> None:
+    """Aggregate every sample's outputs into one MultiQC report (<outdir>/multiqc/)."""
+    from causalged.report import run_multiqc
+
+    path = run_multiqc([outdir], outdir / "multiqc", title=title, config=config)
+    click.echo(str(path))
+
+
+def main() -> None:
+    cli(prog_name="causalged")
+
+
+def run_step(step: str) -> None:
+    """Entry point of the ``bin/causalged-<step>`` scripts: the same command, its own name."""
+    cli(args=[step, *sys.argv[1:]], prog_name=f"causalged-{step}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Reading validated AnnData inputs and writing every output atomically.
+
+Every pipeline step goes through :func:`read_h5ad` so a bad file fails the same way
+everywhere, with an :class:`~causalged.errors.InputError` that names the file and the fix.
+Outputs are written to a temporary file beside the target and moved into place with
+``os.replace``, so an interrupted step never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from causalged.errors import InputError
+
+log = logging.getLogger(__name__)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+Role = Literal["sc", "st"]
+ROLE_NAMES = {"sc": "scRNA-seq reference", "st": "spatial (ST) data"}
+#: obs column pairs accepted as ST coordinates when ``obsm["spatial"]`` is absent, in order of preference.
+COORDINATE_COLUMNS = (("x", "y"), ("x_coord", "y_coord"))
+
+
+def read_h5ad(path: str | Path, *, role: Role) -> ad.AnnData:
+    """Read and validate one input matrix.
+
+    Checks: the file exists, is readable AnnData, is not empty, holds no negative or NaN
+    values, has unique gene names (duplicates are made unique with a warning), and for the
+    ST role has spot coordinates, which end up in ``obsm["spatial"]``.
+    """
+    path = Path(path)
+    what = ROLE_NAMES[role]
+    if not path.exists():
+        raise InputError(path, f"the {what} file does not exist", "check the path (relative paths are resolved from the current directory)")
+    if path.is_dir():
+        raise InputError(path, f"expected an .h5ad file for the {what}, found a directory", "point to the .h5ad file inside it")
+    if not os.access(path, os.R_OK):
+        raise InputError(path, "the file is not readable", "fix its permissions (chmod +r)")
+    try:
+        adata = ad.read_h5ad(path)
+    except Exception as err:  # h5py/anndata raise many types for a non-h5ad file
+        raise InputError(
+            path,
+            f"could not be read as AnnData .h5ad ({type(err).__name__}: {err})",
+            "convert the matrix to .h5ad with anndata (e.g. `adata.write_h5ad(...)`); CSV/loom/mtx are not read directly",
+        ) from err
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InputError(path, f"the {what} matrix is empty ({adata.n_obs} observations x {adata.n_vars} genes)", "provide a matrix with at least one observation and one gene")
+    check_values(adata.X, path=path)
+    if not adata.var_names.is_unique:
+        duplicated = sorted(set(adata.var_names[adata.var_names.duplicated()]))
+        log.warning("%s: %d duplicated gene names made unique (e.g. %s)", path, len(duplicated), ", ".join(duplicated[:5]))
+        adata.var_names_make_unique()
+    if not adata.obs_names.is_unique:
+        adata.obs_names_make_unique()
+    if role == "st":
+        adata.obsm["spatial"] = spatial_coords(adata, path=path)
+    return adata
+
+
+def check_values(matrix, *, path: str | Path) -> None:
+    """Refuse NaN, infinite or negative values, which no count or log-normalised matrix has."""
+    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
+    if values.size == 0:
+        return
+    if not np.all(np.isfinite(values)):
+        raise InputError(path, "the expression matrix contains NaN or infinite values", "replace missing values with 0 (not measured) or drop those rows/genes before running")
+    if values.min() < 0:
+        raise InputError(path, f"the expression matrix contains negative values (min {values.min():.3g})", "provide raw counts (or log-normalised values, with --already-normalized); scaled/centred matrices are not accepted")
+
+
+def spatial_coords(adata: ad.AnnData, *, path: str | Path | None = None) -> np.ndarray:
+    """Spot coordinates as an (n_spots, 2) float array from ``obsm["spatial"]`` or obs columns."""
+    if "spatial" in adata.obsm:
+        coords = np.asarray(adata.obsm["spatial"], dtype=float)
+        if coords.ndim != 2 or coords.shape[1] < 2:
+            raise InputError(path, f'obsm["spatial"] has shape {coords.shape}, expected (n_spots, 2)', "store x and y coordinates as two columns")
+        coords = coords[:, :2]
+    else:
+        pair = next((p for p in COORDINATE_COLUMNS if set(p) <= set(adata.obs.columns)), None)
+        if pair is None:
+            raise InputError(
+                path,
+                'the spatial data has no spot coordinates (no obsm["spatial"], no obs columns x/y or x_coord/y_coord)',
+                'add the coordinates as adata.obsm["spatial"] (n_spots x 2) or as obs columns "x" and "y"',
+            )
+        coords = adata.obs[list(pair)].to_numpy(dtype=float)
+    if not np.all(np.isfinite(coords)):
+        raise InputError(path, "spot coordinates contain NaN or infinite values", "remove spots without coordinates")
+    return coords
+
+
+def read_gene_list(path: str | Path) -> list[str]:
+    """Genes to impute: one name per line; blank lines and ``#`` comments ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "the gene list file does not exist", "give a text file with one gene name per line")
+    genes = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    genes = [g for g in genes if g]
+    if not genes:
+        raise InputError(path, "the gene list is empty", "list one gene name per line, or leave the samplesheet's genes column empty")
+    return list(dict.fromkeys(genes))
+
+
+def ensure_not_input(output: str | Path, inputs: Iterable[str | Path]) -> None:
+    """Refuse to write over an input file."""
+    out = Path(output).resolve()
+    for item in inputs:
+        if item is not None and Path(item).resolve() == out:
+            raise InputError(output, "this output would overwrite an input file", "choose a different --outdir or sample name")
+
+
+def _atomic_target(path: str | Path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give outputs the usual permissions
+    return path, Path(tmp)
+
+
+def atomic_write(path: str | Path, writer) -> Path:
+    """Call ``writer(tmp_path)`` then move the finished file to ``path``; no partial file on failure."""
+    path, tmp = _atomic_target(path)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_h5ad_atomic(adata: ad.AnnData, path: str | Path) -> Path:
+    return atomic_write(path, lambda tmp: adata.write_h5ad(tmp, compression="gzip"))
+
+
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json_atomic(obj: Any, path: str | Path) -> Path:
+    return write_text_atomic(json.dumps(to_jsonable(obj), indent=2) + "\n", path)
+
+
+def write_csv_atomic(df: pd.DataFrame, path: str | Path, **kwargs) -> Path:
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, **kwargs))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays and paths nested in dicts/lists into JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def record_step(adata: ad.AnnData, step: str, info: dict[str, Any]) -> None:
+    """Record what a step did under ``adata.uns["causalged"][step]`` (h5ad-safe types)."""
+    store = dict(adata.uns.get("causalged", {}))
+    store[step] = _drop_none(to_jsonable(info))
+    adata.uns["causalged"] = store
+
+
+def _drop_none(obj: Any) -> Any:
+    """h5ad cannot store None: drop such entries from nested dicts."""
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    return obj

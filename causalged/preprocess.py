@@ -1,0 +1,346 @@
+"""Preprocessing (paper section IV-A): gene matching, QC, normalization, HVG selection, gene splits.
+
+Keys written (documented in docs/output.md):
+
+- ``.uns["causalged"]["qc" | "normalize" | "hvg"]``: parameters and counts of each step.
+- ``.layers["counts"]``: raw counts, kept by :func:`normalize`; ``X`` becomes log1p of
+  counts scaled to the median total per observation (equation 4 of the paper).
+- sc ``.var``: ``highly_variable`` (scanpy, ``flavor="seurat"`` on the log-normalized data),
+  ``causalged_shared`` (also in the ST panel: the genes a model can train on),
+  ``causalged_target`` (not in the ST panel: the genes to impute),
+  ``causalged_requested`` (named in the samplesheet's gene list).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+import scipy.sparse as sp
+
+from causalged.errors import InputError
+from causalged.io import record_step
+
+log = logging.getLogger(__name__)
+
+#: Genes in a typical whole-transcriptome reference; the paper's 500-gene cell threshold assumes one.
+WHOLE_TRANSCRIPTOME_GENES = 20_000
+
+
+# --------------------------------------------------------------------------- gene matching
+def match_genes(sc_data: ad.AnnData, st_data: ad.AnnData, *, case_insensitive: bool = False, st_path: str | Path | None = None) -> list[str]:
+    """Make ST gene names match the scRNA-seq names and return the shared genes (sc order).
+
+    With ``case_insensitive=True`` an ST gene whose name differs from a reference gene only by
+    capitalisation (mouse ``Gad1`` vs human ``GAD1``) is renamed to the reference spelling, so
+    every later step can match names exactly.
+    """
+    renamed = 0
+    if case_insensitive:
+        by_upper: dict[str, list[str]] = {}
+        for name in sc_data.var_names:
+            by_upper.setdefault(name.upper(), []).append(name)
+        new_names = []
+        for name in st_data.var_names:
+            candidates = by_upper.get(name.upper(), [])
+            if name not in sc_data.var_names and len(candidates) == 1:
+                new_names.append(candidates[0])
+                renamed += 1
+            else:
+                new_names.append(name)
+        st_data.var_names = pd.Index(new_names)
+        if not st_data.var_names.is_unique:
+            log.warning("case-insensitive matching created duplicated ST gene names; made unique")
+            st_data.var_names_make_unique()
+    shared = [g for g in sc_data.var_names if g in set(st_data.var_names)]
+    if not shared:
+        hint = "" if case_insensitive else " or pass --case-insensitive if only capitalisation differs (e.g. Gad1 vs GAD1)"
+        raise InputError(
+            st_path,
+            f"no gene of the ST panel ({st_data.n_vars} genes, e.g. {', '.join(map(str, st_data.var_names[:3]))}) "
+            f"is in the scRNA-seq reference (e.g. {', '.join(map(str, sc_data.var_names[:3]))})",
+            f"use the same gene identifiers (symbols or Ensembl ids) in both files{hint}",
+        )
+    if renamed:
+        log.info("renamed %d ST genes to the reference's capitalisation", renamed)
+    return shared
+
+
+# --------------------------------------------------------------------------- QC
+def effective_min_genes(min_genes: int, n_genes: int) -> int:
+    """Scale a whole-transcriptome detected-gene threshold down for a small reference.
+
+    A cell must detect the same fraction of the reference's genes as the paper's threshold
+    asks of a whole transcriptome (500 of ~20,000 genes = 2.5 %), and at least one gene.
+    """
+    if n_genes >= WHOLE_TRANSCRIPTOME_GENES:
+        return min_genes
+    return max(1, min(min_genes, round(min_genes * n_genes / WHOLE_TRANSCRIPTOME_GENES)))
+
+
+def qc(
+    sc_data: ad.AnnData,
+    st_data: ad.AnnData,
+    *,
+    min_genes_cell: int = 500,
+    min_genes_spot: int = 1,
+    min_cells_gene: int = 1,
+    scale_min_genes: bool = True,
+    case_insensitive: bool = False,
+    sc_path: str | Path | None = None,
+    st_path: str | Path | None = None,
+) -> tuple[ad.AnnData, ad.AnnData, dict[str, Any]]:
+    """Filter low-quality cells, spots and undetected genes with scanpy; return a summary.
+
+    Cells with fewer than ``min_genes_cell`` detected genes, spots with fewer than
+    ``min_genes_spot`` and genes detected in fewer than ``min_cells_gene`` observations of a
+    modality are removed. With ``scale_min_genes`` the cell threshold is scaled for references
+    with fewer genes than a whole transcriptome (see :func:`effective_min_genes`).
+    """
+    match_genes(sc_data, st_data, case_insensitive=case_insensitive, st_path=st_path)
+    used_min_genes_cell = effective_min_genes(min_genes_cell, sc_data.n_vars) if scale_min_genes else min_genes_cell
+    if used_min_genes_cell != min_genes_cell:
+        log.warning(
+            "the reference has only %d genes: the cell threshold of %d detected genes assumes a whole transcriptome "
+            "and would remove most cells; using %d instead (same fraction of genes). Pass --no-scale-min-genes to keep %d.",
+            sc_data.n_vars, min_genes_cell, used_min_genes_cell, min_genes_cell,
+        )
+    summary: dict[str, Any] = {
+        "min_genes_cell_requested": min_genes_cell,
+        "min_genes_cell_used": used_min_genes_cell,
+        "min_genes_spot": min_genes_spot,
+        "min_cells_gene": min_cells_gene,
+        "case_insensitive": case_insensitive,
+    }
+    out = {}
+    for role, data, min_genes, path in (("sc", sc_data, used_min_genes_cell, sc_path), ("st", st_data, min_genes_spot, st_path)):
+        before = _counts_summary(data)
+        filtered = data.copy()
+        sc.pp.filter_cells(filtered, min_genes=min_genes)
+        if filtered.n_obs == 0:
+            noun = "cells" if role == "sc" else "spots"
+            option = "--min-genes-cell" if role == "sc" else "--min-genes-spot"
+            raise InputError(
+                path,
+                f"QC removed every one of the {data.n_obs} {noun} (threshold: {min_genes} detected genes; "
+                f"the best {noun[:-1]} detects {before['max_genes_per_obs']})",
+                f"lower {option}, or check that the matrix holds counts with genes as columns",
+            )
+        sc.pp.filter_genes(filtered, min_cells=min_cells_gene)
+        after = _counts_summary(filtered)
+        summary[role] = {
+            "n_obs_before": data.n_obs, "n_obs_after": filtered.n_obs,
+            "n_genes_before": data.n_vars, "n_genes_after": filtered.n_vars,
+            "median_counts_before": before["median_counts"], "median_counts_after": after["median_counts"],
+            "median_genes_before": before["median_genes"], "median_genes_after": after["median_genes"],
+        }
+        out[role] = filtered
+    shared = [g for g in out["sc"].var_names if g in set(out["st"].var_names)]
+    if not shared:
+        raise InputError(st_path, "after QC no gene is detected in both the ST panel and the reference", "lower --min-cells-gene or check the inputs")
+    if len(shared) < 10:
+        log.warning("only %d genes are shared between the ST panel and the reference; accuracy estimates will be noisy", len(shared))
+    summary["n_shared_genes"] = len(shared)
+    for data in out.values():
+        record_step(data, "qc", summary)
+    return out["sc"], out["st"], summary
+
+
+def _counts_summary(data: ad.AnnData) -> dict[str, float]:
+    matrix = data.X
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    detected = np.asarray((matrix > 0).sum(axis=1)).ravel()
+    return {
+        "median_counts": float(np.median(totals)) if totals.size else 0.0,
+        "median_genes": float(np.median(detected)) if detected.size else 0.0,
+        "max_genes_per_obs": int(detected.max()) if detected.size else 0,
+    }
+
+
+def qc_table(sample: str, summary: dict[str, Any]) -> pd.DataFrame:
+    """The per-sample QC summary as rows for the MultiQC table (one row per modality)."""
+    rows = []
+    for role, label in (("sc", "scRNA-seq"), ("st", "ST")):
+        s = summary[role]
+        rows.append({
+            "Sample": f"{sample} ({label})",
+            "observations before": s["n_obs_before"], "observations after": s["n_obs_after"],
+            "genes before": s["n_genes_before"], "genes after": s["n_genes_after"],
+            "median counts": s["median_counts_after"], "median detected genes": s["median_genes_after"],
+            "min detected genes used": summary["min_genes_cell_used"] if role == "sc" else summary["min_genes_spot"],
+        })
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- normalization
+def is_integer_matrix(matrix) -> bool:
+    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
+    return bool(np.all(np.equal(np.mod(values, 1), 0)))
+
+
+def normalize(data: ad.AnnData, *, already_normalized: bool = False, path: str | Path | None = None) -> ad.AnnData:
+    """Equation (4): log1p of counts scaled to the median total per observation (scanpy).
+
+    Raw counts are kept in ``layers["counts"]``. Non-integer input is refused (it has already
+    been normalized, and normalizing twice distorts it) unless ``already_normalized`` says the
+    values are log-normalized already, in which case they are used as they are.
+    """
+    data = data.copy()
+    if already_normalized:
+        data.X = _as_float32(data.X)
+        record_step(data, "normalize", {"method": "none (input declared already normalized)", "already_normalized": True})
+        return data
+    if not is_integer_matrix(data.X):
+        raise InputError(
+            path,
+            "the matrix holds non-integer values, so it looks normalized already; normalizing it again would distort it",
+            "provide raw counts, or pass --already-normalized if these are log-normalized values to use as they are",
+        )
+    data.layers["counts"] = data.X.copy()
+    totals = np.asarray(data.X.sum(axis=1)).ravel()
+    target = float(np.median(totals))
+    sc.pp.normalize_total(data, target_sum=None)
+    sc.pp.log1p(data)
+    data.X = _as_float32(data.X)
+    record_step(data, "normalize", {"method": "normalize_total(median) + log1p", "target_sum": target, "already_normalized": False})
+    return data
+
+
+def normalize_counts(counts, *, target_sum: float | None = None) -> np.ndarray:
+    """Equation (4) on a bare counts matrix (rows = observations), dense float32 out.
+
+    Used by cross-validation to normalize the ST input of a fold from its training genes only:
+    pass those columns, and the library size then ignores the held-out genes.
+    """
+    tmp = ad.AnnData(X=sp.csr_matrix(counts, dtype=np.float32) if sp.issparse(counts) else np.asarray(counts, dtype=np.float32).copy())
+    sc.pp.normalize_total(tmp, target_sum=target_sum)
+    sc.pp.log1p(tmp)
+    return np.asarray(tmp.X.toarray() if sp.issparse(tmp.X) else tmp.X, dtype=np.float32)
+
+
+def _as_float32(matrix):
+    return matrix.astype(np.float32) if matrix.dtype != np.float32 else matrix
+
+
+# --------------------------------------------------------------------------- HVG
+def select_hvg(
+    sc_data: ad.AnnData,
+    st_data: ad.AnnData,
+    *,
+    top_fraction: float = 0.25,
+    requested_genes: Sequence[str] | None = None,
+) -> tuple[ad.AnnData, ad.AnnData, dict[str, Any]]:
+    """Keep the top ``top_fraction`` most variable reference genes, the ST panel and requested genes.
+
+    Variability is scanpy's ``highly_variable_genes(flavor="seurat")`` on the log-normalized
+    reference (dispersion normalized within mean bins). The reference is subset to the union;
+    the ST data to the panel genes present in the reference (the trainable, shared genes).
+    """
+    if not 0 < top_fraction <= 1:
+        raise InputError(None, f"--top-fraction must be in (0, 1], got {top_fraction}", "pass a fraction such as 0.25")
+    n_top = max(1, math.ceil(top_fraction * sc_data.n_vars))
+    sc_data = sc_data.copy()
+    sc.pp.highly_variable_genes(sc_data, n_top_genes=n_top, flavor="seurat")
+    panel = set(st_data.var_names)
+    requested = list(dict.fromkeys(requested_genes or []))
+    missing = [g for g in requested if g not in sc_data.var_names]
+    if missing:
+        log.warning("%d requested genes are not in the reference and cannot be imputed: %s", len(missing), ", ".join(missing[:10]))
+    requested_set = set(requested) - set(missing)
+    var = sc_data.var
+    var["causalged_shared"] = var_names_in(sc_data, panel)
+    var["causalged_requested"] = var_names_in(sc_data, requested_set)
+    keep = var["highly_variable"] | var["causalged_shared"] | var["causalged_requested"]
+    sc_out = sc_data[:, keep.to_numpy()].copy()
+    sc_out.var["causalged_target"] = ~sc_out.var["causalged_shared"]
+    shared = list(sc_out.var_names[sc_out.var["causalged_shared"].to_numpy()])
+    st_out = st_data[:, shared].copy()
+    summary = {
+        "flavor": "seurat (log-normalized data)",
+        "top_fraction": top_fraction,
+        "n_reference_genes": sc_data.n_vars,
+        "n_highly_variable": int(var["highly_variable"].sum()),
+        "n_kept": sc_out.n_vars,
+        "n_shared": len(shared),
+        "n_targets": int(sc_out.var["causalged_target"].sum()),
+        "n_requested": len(requested),
+        "requested_missing": missing,
+    }
+    for data in (sc_out, st_out):
+        record_step(data, "hvg", summary)
+    return sc_out, st_out, summary
+
+
+def var_names_in(data: ad.AnnData, names: set[str]) -> pd.Series:
+    return pd.Series(data.var_names.isin(list(names)), index=data.var_names)
+
+
+def hvg_table(sample: str, summary: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "Sample": sample,
+        "reference genes": summary["n_reference_genes"],
+        "highly variable": summary["n_highly_variable"],
+        "shared (trainable)": summary["n_shared"],
+        "imputation targets": summary["n_targets"],
+        "requested missing": len(summary["requested_missing"]),
+    }])
+
+
+# --------------------------------------------------------------------------- gene splits
+def make_gene_splits(
+    shared_genes: Sequence[str],
+    *,
+    target_genes: Sequence[str] = (),
+    seed: int = 0,
+    n_folds: int = 10,
+    fractions: tuple[float, float, float] = (0.7, 0.2, 0.1),
+) -> dict[str, Any]:
+    """Seeded 70/20/10 train/validation/test split and K folds over the shared genes.
+
+    ``n_folds`` is capped at the number of shared genes; folds are disjoint and together cover
+    every shared gene exactly once. Both use one seeded permutation, so they are reproducible.
+    """
+    genes = list(shared_genes)
+    if len(genes) < 2:
+        raise InputError(None, f"only {len(genes)} gene is shared between the ST panel and the reference", "at least 2 shared genes are needed to train and evaluate")
+    if abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    order = [genes[i] for i in rng.permutation(len(genes))]
+    n_val = max(1, round(fractions[1] * len(genes))) if len(genes) >= 3 else 0
+    n_test = max(1, round(fractions[2] * len(genes))) if len(genes) >= 3 else 1
+    n_train = len(genes) - n_val - n_test
+    k = max(2, min(n_folds, len(genes)))
+    folds = [list(chunk) for chunk in np.array_split(np.array(order, dtype=object), k)]
+    return {
+        "seed": seed,
+        "shared_genes": genes,
+        "target_genes": list(target_genes),
+        "train": order[:n_train],
+        "val": order[n_train:n_train + n_val],
+        "test": order[n_train + n_val:],
+        "n_folds": k,
+        "folds": [[str(g) for g in fold] for fold in folds],
+    }
+
+
+def load_split(path: str | Path) -> dict[str, Any]:
+    """Read a split written by the hvg step and check it is whole."""
+    path = Path(path)
+    try:
+        split = json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise InputError(path, "the gene split file does not exist", "run the hvg step first (it writes <sample>.split.json)") from err
+    except json.JSONDecodeError as err:
+        raise InputError(path, f"the gene split file is not valid JSON ({err})", "re-run the hvg step to rewrite it") from err
+    required = {"seed", "shared_genes", "target_genes", "train", "val", "test", "n_folds", "folds"}
+    if not required <= set(split):
+        raise InputError(path, f"the gene split misses keys {sorted(required - set(split))}", "re-run the hvg step to rewrite it")
+    return split

@@ -1,0 +1,123 @@
+"""MultiQC custom content: the per-sample files every step writes, and the final report.
+
+MultiQC picks up files by name: ``*_mqc.tsv`` (tables), ``*_mqc.json`` (line graphs, bar
+graphs), ``*_mqc.png`` (figures embedded inline) and ``*_mqc_versions.yml`` (software
+versions). Section ids used by the pipeline, in report order (see
+``assets/multiqc_config.yml``): ``causalged_qc``, ``causalged_hvg``, ``causalged_training``,
+``causalged_metrics``, ``causalged_trust`` and figure sections ``causalged_fig_*``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+from causalged.io import atomic_write, to_jsonable, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def write_mqc_table(
+    df: pd.DataFrame,
+    path: str | Path,
+    *,
+    section_id: str,
+    section_name: str,
+    description: str,
+    plot_type: str = "table",
+) -> Path:
+    """Write a ``*_mqc.tsv`` table; the first column must be the row name (``Sample``)."""
+    path = Path(path)
+    if not path.name.endswith("_mqc.tsv"):
+        raise ValueError(f"MultiQC table files must end in _mqc.tsv, got {path.name}")
+    header = (
+        f"# id: '{section_id}'\n"
+        f"# section_name: '{section_name}'\n"
+        f"# description: '{_quote(description)}'\n"
+        f"# plot_type: '{plot_type}'\n"
+    )
+    return write_text_atomic(header + df.to_csv(sep="\t", index=False), path)
+
+
+def write_mqc_linegraph(
+    data: Mapping[str, Mapping[float, float]],
+    path: str | Path,
+    *,
+    section_id: str,
+    section_name: str,
+    description: str,
+    xlab: str,
+    ylab: str,
+) -> Path:
+    """Write a ``*_mqc.json`` line graph: ``data`` maps a series name to {x: y}."""
+    content = {
+        "id": section_id,
+        "section_name": section_name,
+        "description": description,
+        "plot_type": "linegraph",
+        "pconfig": {"id": f"{section_id}_plot", "title": section_name, "xlab": xlab, "ylab": ylab},
+        "data": {name: {float(x): float(y) for x, y in series.items()} for name, series in data.items()},
+    }
+    return write_text_atomic(json.dumps(to_jsonable(content), indent=1), path)
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+
+
+def write_versions(path: str | Path, process: str, tools: Mapping[str, str]) -> Path:
+    """nf-core style ``versions.yml`` / ``*_mqc_versions.yml``: ``PROCESS: {tool: version}``."""
+    lines = [f'"{process}":'] + [f'    {tool}: "{ver}"' for tool, ver in tools.items()]
+    return write_text_atomic("\n".join(lines) + "\n", path)
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the packages that shape results, for versions files and run records."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("causalged", "torch", "anndata", "scanpy", "numpy", "scikit-learn", "multiqc"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def run_multiqc(search_dirs: Iterable[str | Path], outdir: str | Path, *, title: str = "CausalGeD", config: str | Path | None = None) -> Path:
+    """Render one self-contained MultiQC HTML report from the custom-content files found."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    config = Path(config) if config else default_multiqc_config()
+    cmd = [sys.executable, "-m", "multiqc", "--force", "--no-data-dir", "--title", title, "--filename", "multiqc_report.html", "--outdir", str(outdir)]
+    if config is not None and config.exists():
+        cmd += ["--config", str(config)]
+    cmd += [str(d) for d in search_dirs]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    report = outdir / "multiqc_report.html"
+    if result.returncode != 0 or not report.exists():
+        raise RuntimeError(f"MultiQC failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    log.info("MultiQC report: %s", report)
+    return report
+
+
+def default_multiqc_config() -> Path | None:
+    """The pipeline's ``assets/multiqc_config.yml`` when running from a source checkout."""
+    candidate = Path(__file__).resolve().parent.parent / "assets" / "multiqc_config.yml"
+    return candidate if candidate.exists() else None
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "’").replace("\n", " ")
