@@ -137,6 +137,38 @@ def report(outdir: Path, title: str, config: Path | None) -> None:
     click.echo(str(path))
 
 
+@cli.command()
+@click.option("--input", "input_path", type=click.Path(path_type=Path), help="Samplesheet CSV (columns sample,sc,st[,genes,platform]).")
+@click.option("--demo", is_flag=True, help="Simulate the demo data into <outdir>/demo_data and run on it.")
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder (same layout as the Nextflow pipeline).")
+@click.option("--method", default="knn_ridge_blend", show_default=True, help="Imputation method of the production branch (causalged = the paper-faithful model).")
+@click.option("--eval-methods", default=None, help="Comma-separated methods compared by cross-validation (default: the fixed method set).")
+@click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True, help="Model size preset for the diffusion model.")
+@click.option("--epochs", type=int, default=None, help="Override the preset's training epochs.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n-folds", type=int, default=10, show_default=True, help="Cross-validation folds over the shared genes.")
+@click.option("--top-fraction", type=float, default=0.25, show_default=True)
+@click.option("--case-insensitive", is_flag=True, help="Match gene names ignoring capitalisation.")
+@click.option("--skip-evaluation", is_flag=True, help="Only impute; skip the held-out-gene cross-validation.")
+def run(input_path, demo, outdir, method, eval_methods, preset, epochs, device, seed, n_folds, top_fraction, case_insensitive, skip_evaluation) -> None:
+    """Run the whole pipeline on this machine (no Nextflow), ending with the MultiQC report."""
+    from causalged.pipeline import RunParams, run_pipeline
+
+    if demo == bool(input_path):
+        raise click.UsageError("give exactly one of --input SAMPLESHEET or --demo")
+    if demo:
+        from causalged.simulate import write_demo
+
+        input_path = write_demo(outdir / "demo_data", name="demo", size="demo", seed=seed)["samplesheet"]
+    params = RunParams(method=method, preset=preset, epochs=epochs, device=device, seed=seed, n_folds=n_folds,
+                       top_fraction=top_fraction, case_insensitive=case_insensitive, evaluate=not skip_evaluation)
+    if eval_methods:
+        params.eval_methods = eval_methods
+    report_path = run_pipeline(input_path, outdir, params)
+    click.echo(f"MultiQC report: {report_path}")
+
+
 def main() -> None:
     cli(prog_name="causalged")
 
