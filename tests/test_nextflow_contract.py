@@ -1,0 +1,361 @@
+"""The contract between the Nextflow modules and the CLI, checked without Nextflow.
+
+For every process, its ``script:`` section is rendered by Groovy exactly as Nextflow would render
+it (params from nextflow.config + the test profile, ext.args from conf/modules.config, inputs named
+as the upstream outputs they are wired to), then:
+
+* the command line must be accepted by the Click command it calls (``make_context``);
+* run in a task directory on the committed tiny data, in workflow order, it must create every
+  file its ``output:`` block declares, and the MultiQC step must render every section;
+* the ``stub:`` section must create every declared output and nothing needs Python for it.
+
+A step whose CLI command has not landed yet is skipped with that reason (and so are the steps
+that need its outputs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nf import nfsource
+
+REPO = nfsource.REPO
+META = {"id": "tiny", "platform": "simulated"}
+SAMPLE = {"sc": REPO / "tests/data/tiny_sc.h5ad", "st": REPO / "tests/data/tiny_st.h5ad", "genes": REPO / "tests/data/tiny_genes.txt"}
+MULTIQC_CONFIG = REPO / "assets/multiqc_config.yml"
+# process.shell in nextflow.config
+TASK_SHELL = ["bash", "-C", "-e", "-u", "-o", "pipefail"]
+
+# How the workflows wire each process input: (upstream process, emit name, index among the tuple's paths).
+WIRING = {
+    "QC": {"sc": "sample:sc", "st": "sample:st"},
+    "NORMALIZE": {"sc": ("QC", "h5ad", 0), "st": ("QC", "h5ad", 1)},
+    "SELECT_HVG": {"sc": ("NORMALIZE", "h5ad", 0), "st": ("NORMALIZE", "h5ad", 1), "genes": "sample:genes"},
+    "TRAIN": {"sc": ("SELECT_HVG", "h5ad", 0), "st": ("SELECT_HVG", "h5ad", 1), "split": ("SELECT_HVG", "split", 0)},
+    "IMPUTE": {"model": ("TRAIN", "model", 0), "sc": ("SELECT_HVG", "h5ad", 0), "st": ("SELECT_HVG", "h5ad", 1)},
+    "CROSSVALIDATE": {"sc": ("SELECT_HVG", "h5ad", 0), "st": ("SELECT_HVG", "h5ad", 1), "split": ("SELECT_HVG", "split", 0)},
+    "EVALUATE": {"sc": ("SELECT_HVG", "h5ad", 0), "st": ("SELECT_HVG", "h5ad", 1), "split": ("SELECT_HVG", "split", 0),
+                 "predictions": ("CROSSVALIDATE", "predictions", 0)},
+    "MULTIQC": {"multiqc_files": "mqc", "multiqc_config": "config"},
+}
+ORDER = list(WIRING)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    """One JVM for the module (skips, or fails under CAUSALGED_REQUIRE_NF_LANG, without the jar)."""
+    r = nfsource.Renderer()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def procs() -> dict[str, nfsource.Process]:
+    found = {p.name: p for p in nfsource.processes()}
+    assert set(found) == set(WIRING), "a process was added or renamed: update WIRING in this test"
+    return found
+
+
+def _render_request(procs, tasks) -> dict:
+    config = (REPO / "conf/modules.config").read_text()
+    ext = {}
+    for name, body in nfsource.with_name_blocks(config).items():
+        ext[name] = {d: src for d in ("args", "step") if (src := nfsource.closure_assignment(body, f"ext.{d}"))}
+    return {
+        "project_dir": str(REPO),
+        "manifest_version": re.search(r"version\s*=\s*'([^']+)'", nfsource.scope_block((REPO / "nextflow.config").read_text(), "manifest")).group(1),
+        "params_blocks": [nfsource.scope_block((REPO / f).read_text(), "params") for f in ("nextflow.config", "conf/test.config")],
+        "ext": ext,
+        "tasks": tasks,
+    }
+
+
+def _task(proc: nfsource.Process, key: str, section: str, bindings: dict) -> dict:
+    return {
+        "key": key, "process": f"CAUSALGED:{proc.name}", "ext_of": proc.name, "section": proc.sections[section],
+        "bindings": bindings, "expressions": [pat for out in proc.outputs for pat in out.patterns],
+    }
+
+
+def _placeholder_bindings(proc: nfsource.Process, meta: dict) -> dict:
+    """Input names for checks that do not need real upstream files."""
+    bindings = {"meta": meta}
+    for name in proc.input_names:
+        if name == "meta":
+            continue
+        bindings[name] = [f"{name}_{i}.h5ad" for i in range(2)] if name in ("predictions", "multiqc_files") else f"{name}.input"
+    return bindings
+
+
+@pytest.fixture(scope="module")
+def placeholder_render(procs, renderer) -> dict:
+    """Script and stub of every process rendered with placeholder inputs."""
+    meta = {**META, "fold": 0, "n_folds": 2}
+    tasks = [_task(p, f"{p.name}:{section}", section, _placeholder_bindings(p, meta)) for p in procs.values() for section in ("script", "stub")]
+    return renderer.render(_render_request(procs, tasks))
+
+
+def command_tokens(script: str) -> list[str]:
+    """The first command of a rendered script, continuation lines joined, as argv."""
+    joined = re.sub(r"\\\n", " ", script)
+    for line in joined.splitlines():
+        if line.strip():
+            return shlex.split(line)
+    raise AssertionError(f"empty script:\n{script}")
+
+
+def cli_command(tokens: list[str]):
+    """The Click command behind ``causalged-<step>``, or skip while it has not landed."""
+    from causalged.cli import cli
+
+    step = tokens[0].removeprefix("causalged-")
+    command = cli.commands.get(step)
+    if command is None:
+        pytest.skip(f"`causalged {step}` is not in causalged.cli yet")
+    return step, command
+
+
+# ----------------------------------------------------------------------------- command lines
+
+
+@pytest.mark.parametrize("name", [n for n in ORDER if n != "MULTIQC"])
+def test_command_line_is_accepted_by_the_cli(name, procs, placeholder_render, tmp_path, monkeypatch):
+    """The rendered command parses: every option exists and every value has the right type."""
+    import click
+
+    tokens = command_tokens(placeholder_render["tasks"][f"{name}:script"]["text"])
+    assert tokens[0] in procs[name].commands
+    assert (REPO / "bin" / tokens[0]).is_file(), f"{name} calls {tokens[0]} but bin/{tokens[0]} is missing"
+    step, command = cli_command(tokens)
+    monkeypatch.chdir(tmp_path)  # inputs exist, as they would in a task directory
+    _create_inputs(command, tokens[1:])
+    try:
+        command.make_context(f"causalged-{step}", tokens[1:])
+    except click.UsageError as err:
+        pytest.fail(f"{name}: `{' '.join(tokens)}` rejected by `causalged {step}`: {err.format_message()}")
+
+
+def _create_inputs(command, args: list[str]):
+    """Create the placeholder files/folders that Path(exists=True) parameters will look for."""
+    import click
+
+    by_flag = {flag: p for p in command.params for flag in getattr(p, "opts", [])}
+    positional = [p for p in command.params if isinstance(p, click.Argument)]
+    pending = None
+    for token in args:
+        if token in by_flag:
+            pending = by_flag[token] if not getattr(by_flag[token], "is_flag", False) else None
+            continue
+        param = pending or (positional[0] if positional and not token.startswith("-") else None)
+        pending = None
+        if param is not None and isinstance(param.type, click.Path) and param.type.exists:
+            if param.type.file_okay:
+                Path(token).touch()
+            else:
+                Path(token).mkdir(exist_ok=True)
+
+
+def test_versions_are_recorded_by_every_script(placeholder_render, procs):
+    for name in procs:
+        text = placeholder_render["tasks"][f"{name}:script"]["text"]
+        assert "versions.yml" in text, f"{name} script does not write versions.yml"
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+def _directives(renderer, procs, items) -> dict:
+    return renderer.render({**_render_request(procs, []), "directives": items})["directives"]
+
+
+@pytest.mark.parametrize(
+    "partitions, accelerator, queue, options",
+    [
+        ({"slurm_partition": "cpu", "slurm_gpu_partition": "gpu", "slurm_account": "lab"}, {"request": 1}, "gpu", "--account=lab --gres=gpu:1"),
+        ({"slurm_partition": "cpu", "slurm_gpu_partition": "gpu", "slurm_account": "lab"}, None, "cpu", "--account=lab"),
+        ({"slurm_partition": "cpu"}, {"request": 2}, "cpu", "--gres=gpu:2"),
+        ({}, None, None, ""),
+    ],
+    ids=["gpu-task", "cpu-task", "gpu-no-gpu-partition", "defaults"],
+)
+def test_slurm_routes_gpu_tasks(renderer, procs, partitions, accelerator, queue, options):
+    """-profile slurm,gpu: only tasks that got an accelerator go to the GPU partition with --gres."""
+    process = nfsource.scope_block((REPO / "conf/slurm.config").read_text(), "process")
+    scope = {"task": {"accelerator": accelerator}, "params": partitions}
+    out = _directives(renderer, procs, [
+        {"key": "queue", "source": nfsource.closure_assignment(process, "queue"), "scope": scope},
+        {"key": "clusterOptions", "source": nfsource.closure_assignment(process, "clusterOptions"), "scope": scope},
+    ])
+    assert out["queue"] == queue and out["clusterOptions"] == options
+
+
+@pytest.mark.parametrize(
+    "engine, options, image",
+    [
+        ("docker", "--gpus all", "localhost/causalged:0.1.0-cuda"),
+        ("podman", "--device nvidia.com/gpu=all", "localhost/causalged:0.1.0-cuda"),
+        ("singularity", "--nv", "/launch/causalged-0.1.0-cuda.sif"),
+        ("apptainer", "--nv", "/launch/causalged-0.1.0-cuda.sif"),
+        (None, "", "localhost/causalged:0.1.0-cuda"),
+    ],
+)
+def test_gpu_profile_container_options(renderer, procs, engine, options, image):
+    block = nfsource.label_block(nfsource.profile_block("gpu"), "process_gpu")
+    scope = {"workflow": {"containerEngine": engine, "launchDir": "/launch"}}
+    out = _directives(renderer, procs, [
+        {"key": "containerOptions", "source": nfsource.closure_assignment(block, "containerOptions"), "scope": scope},
+        {"key": "container", "source": nfsource.closure_assignment(block, "container"), "scope": scope},
+        {"key": "custom", "source": nfsource.closure_assignment(block, "container"), "scope": {**scope, "params": {"container_gpu": "/img/gpu.sif"}}},
+        {"key": "accelerator", "source": nfsource.closure_assignment(block, "accelerator"), "scope": scope},
+    ])
+    assert out == {"containerOptions": options, "container": image, "custom": "/img/gpu.sif", "accelerator": "1"}
+
+
+# ----------------------------------------------------------------------------- stubs
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_stub_creates_every_declared_output(name, procs, placeholder_render, tmp_path):
+    rendered = placeholder_render["tasks"][f"{name}:stub"]
+    tool = re.search(r"(^\s*|\$\(|\|\s*)(python3?|causalged[\w-]*|multiqc|nvidia-smi)\b", rendered["text"], re.M)
+    assert not tool, f"{name} stub runs {tool.group(2)}: a stub may only create its declared outputs"
+    subprocess.run([*TASK_SHELL, "-c", rendered["text"]], cwd=tmp_path, check=True, timeout=60)
+    for pattern in rendered["expressions"]:
+        assert list(tmp_path.glob(pattern)), f"{name} stub does not create {pattern}"
+    versions = yaml.safe_load((tmp_path / "versions.yml").read_text())
+    assert list(versions) == [f"CAUSALGED:{name}"]
+
+
+# ----------------------------------------------------------------------------- running the steps
+
+
+class Chain:
+    """Results of the steps run so far, in workflow order (the tests below share one chain)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.outputs: dict[str, dict[str, list[list[Path]]]] = {}  # process -> emit -> one path list per task
+        self.skipped: dict[str, str] = {}
+        self.versions: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> Chain:
+    return Chain(tmp_path_factory.mktemp("nf_contract"))
+
+
+def _input_paths(name: str, chain: Chain, mqc_files: list[Path]) -> dict[str, list[Path]]:
+    """Real input files of a process, from the sample or from upstream outputs."""
+    paths = {}
+    for var, source in WIRING[name].items():
+        if source == "mqc":
+            paths[var] = mqc_files
+        elif source == "config":
+            paths[var] = [MULTIQC_CONFIG]
+        elif isinstance(source, str):
+            paths[var] = [SAMPLE[source.split(":")[1]]]
+        else:
+            upstream, emit, index = source
+            if upstream in chain.skipped or upstream not in chain.outputs:
+                pytest.skip(f"needs {upstream}, which did not run: {chain.skipped.get(upstream, 'not run')}")
+            paths[var] = [task_paths[index] for task_paths in chain.outputs[upstream][emit]]
+    return paths
+
+
+def _run_task(proc, key: str, meta: dict, inputs: dict[str, list[Path]], chain: Chain, procs, renderer) -> dict[str, list[Path]]:
+    """Stage inputs as Nextflow does (symlinks named as the files), render, run, collect outputs."""
+    workdir = chain.root / key
+    workdir.mkdir()
+    bindings = {"meta": meta}
+    for var, files in inputs.items():
+        staged = []
+        for i, src in enumerate(files):
+            # MULTIQC stages with stageAs: '?/*' (one numbered folder per file, names may repeat)
+            name = f"{i + 1}/{src.name}" if var == "multiqc_files" else src.name
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / name).symlink_to(src)
+            staged.append(name)
+        bindings[var] = staged if var in ("predictions", "multiqc_files") else staged[0]
+    rendered = renderer.render(_render_request(procs, [_task(proc, key, "script", bindings)]))["tasks"][key]
+    (workdir / ".command.sh").write_text(rendered["text"])
+    env = {**os.environ, "PATH": f"{REPO / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    result = subprocess.run([*TASK_SHELL, ".command.sh"], cwd=workdir, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{key} failed (exit {result.returncode}):\n{rendered['text']}\n{result.stderr[-4000:]}"
+
+    outputs, expressions = {}, iter(rendered["expressions"])
+    for out in proc.outputs:
+        found = []
+        for _pattern in out.patterns:
+            pattern = next(expressions)
+            matches = sorted(workdir.glob(pattern))
+            assert matches or out.optional, f"{key}: declared output {pattern!r} (emit {out.emit}) was not created"
+            found += matches
+        outputs[out.emit] = found
+    chain.versions.append((workdir / "versions.yml").read_text().strip())
+    return outputs
+
+
+def _record(chain: Chain, name: str, task_outputs: list[dict[str, list[Path]]]):
+    chain.outputs[name] = {emit: [t[emit] for t in task_outputs] for emit in task_outputs[0]}
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_step_runs_and_creates_its_outputs(name, procs, chain, renderer):
+    proc = procs[name]
+    if name != "MULTIQC":
+        try:
+            cli_command([proc.commands[0]])
+        except pytest.skip.Exception as skip:
+            chain.skipped[name] = str(skip)
+            raise
+
+    mqc_files = []
+    if name == "MULTIQC":
+        mqc_files = [p for step in chain.outputs.values() for emit, tasks in step.items() if emit in ("mqc", "figures") for t in tasks for p in t]
+        versions = chain.root / "causalged_software_mqc_versions.yml"  # what the workflow collects
+        versions.write_text("\n".join(dict.fromkeys(chain.versions)) + "\n")
+        mqc_files.append(versions)
+    try:
+        inputs = _input_paths(name, chain, mqc_files)
+    except pytest.skip.Exception as skip:
+        chain.skipped[name] = str(skip)
+        raise
+
+    if name == "CROSSVALIDATE":  # one task per fold, as the evaluation subworkflow fans out
+        split = chain.outputs["SELECT_HVG"]["split"][0][0]
+        n_folds = json.loads(split.read_text())["n_folds"]
+        tasks = [_run_task(proc, f"{name}_{k}", {**META, "fold": k, "n_folds": n_folds}, inputs, chain, procs, renderer) for k in range(n_folds)]
+    else:
+        key = name if name != "MULTIQC" else "MULTIQC_run"
+        tasks = [_run_task(proc, key, dict(META) if name != "MULTIQC" else {"id": "causalged"}, inputs, chain, procs, renderer)]
+    _record(chain, name, tasks)
+
+    if name == "MULTIQC":
+        _check_report(chain.outputs["MULTIQC"]["report"][0][0], mqc_files)
+
+
+def _check_report(report: Path, mqc_files: list[Path]):
+    """Every custom-content section that the steps wrote is in the report, and the versions too."""
+    html = report.read_text(errors="replace")
+    for f in mqc_files:
+        if f.name.endswith("_mqc.tsv"):
+            section = re.search(r"^# id: '?([^'\n]+)'?$", f.read_text(), re.M).group(1)
+        elif f.name.endswith("_mqc.json"):
+            section = json.loads(f.read_text())["id"]
+        else:
+            continue
+        assert f'id="{section}"' in html or f"id='{section}'" in html, f"section {section} (from {f.name}) missing in the report"
+    assert "Software Versions" in html or "software_versions" in html

@@ -1,0 +1,66 @@
+//
+// CAUSALGED: preprocess every sample, then the production branch (train -> impute) and, unless
+// skipped, the evaluation branch (per-fold cross-validation -> evaluate), then one MultiQC report.
+//
+include { PREPROCESS } from '../subworkflows/local/preprocess'
+include { PRODUCTION } from '../subworkflows/local/production'
+include { EVALUATION } from '../subworkflows/local/evaluation'
+include { MULTIQC    } from '../modules/local/multiqc'
+
+workflow CAUSALGED {
+    take:
+    ch_samples        // channel: [ val(meta), path(sc), path(st), path(genes) or [] ]
+    ch_multiqc_config // channel: path(multiqc_config.yml)
+    ch_run_mqc        // channel: path(*_mqc.*) run-level MultiQC content (parameter summary)
+    run_evaluation    // boolean: run the held-out gene cross-validation branch
+    run_multiqc       // boolean: render the MultiQC report
+    pipeline_info_dir // string: where the collected software versions are stored
+
+    main:
+    PREPROCESS(ch_samples)
+    PRODUCTION(PREPROCESS.out.h5ad, PREPROCESS.out.split)
+
+    ch_eval_versions = channel.empty()
+    ch_eval_mqc = channel.empty()
+    ch_metrics = channel.empty()
+    if (run_evaluation) {
+        EVALUATION(PREPROCESS.out.h5ad, PREPROCESS.out.split)
+        ch_eval_versions = EVALUATION.out.versions
+        ch_eval_mqc = EVALUATION.out.mqc
+        ch_metrics = EVALUATION.out.metrics
+    }
+
+    // One versions file for the run: identical per-task records collapse to one entry per process.
+    ch_versions_yml = PREPROCESS.out.versions
+        .mix(PRODUCTION.out.versions, ch_eval_versions)
+        .map { versions -> versions.text.trim() }
+        .mix(channel.of(workflowVersions()))
+        .unique()
+        .collectFile(name: 'causalged_software_mqc_versions.yml', storeDir: pipeline_info_dir, newLine: true, sort: true)
+
+    ch_multiqc_report = channel.empty()
+    if (run_multiqc) {
+        ch_multiqc_files = PREPROCESS.out.mqc
+            .mix(PRODUCTION.out.mqc, ch_eval_mqc, ch_run_mqc, ch_versions_yml)
+            .collect()
+            .map { files -> [[id: 'causalged'], files] }
+        MULTIQC(ch_multiqc_files, ch_multiqc_config)
+        ch_multiqc_report = MULTIQC.out.report
+    }
+
+    emit:
+    imputed        = PRODUCTION.out.imputed // channel: [ val(meta), path(imputed_h5ad) ]
+    model          = PRODUCTION.out.model   // channel: [ val(meta), path(model_dir) ]
+    metrics        = ch_metrics             // channel: [ val(meta), path(metrics_csv) ]
+    multiqc_report = ch_multiqc_report      // channel: [ val(meta), path(multiqc_report.html) ]
+    versions       = ch_versions_yml        // channel: path(causalged_software_mqc_versions.yml)
+}
+
+// The run-level entry of the versions file: the engine and the pipeline release.
+def workflowVersions() {
+    return """\
+        "Workflow":
+            Nextflow: "${workflow.nextflow.version}"
+            causalged: "${workflow.manifest.version}"
+        """.stripIndent().trim()
+}
