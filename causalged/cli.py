@@ -169,6 +169,18 @@ def run(input_path, demo, outdir, method, eval_methods, preset, epochs, device, 
     click.echo(f"MultiQC report: {report_path}")
 
 
+def _register_step_commands() -> None:
+    """Steps that live beside their code: the model (train, impute) and the evaluation."""
+    from causalged.evaluation.cli import benchmark, crossval, evaluate
+    from causalged.model.cli import impute, train
+
+    for command in (train, impute, crossval, evaluate, benchmark):
+        cli.add_command(command)
+
+
+_register_step_commands()
+
+
 def main() -> None:
     cli(prog_name="causalged")
 

@@ -1,0 +1,238 @@
+"""``causalged benchmark``: every method, every dataset, several seeds -> docs/benchmarks.md.
+
+A dataset is a folder with raw-count ``sc.h5ad`` and ``st.h5ad`` (as under ../shared/data),
+or ``demo`` (the simulated demo pair). Each goes through the pipeline's own preprocessing
+(qc -> normalize -> hvg), then K-fold held-out-gene cross-validation per seed; the seed sets
+the gene folds and every method's randomness. Every number in the page comes from this run,
+except the SpatialBenchmarking rows, which are quoted and labelled as published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from causalged import preprocess, report
+from causalged.evaluation.crossval import combine_folds, run_fold
+from causalged.evaluation.metrics import METRICS, accuracy_score
+from causalged.evaluation.scoring import score_predictions, summarize
+from causalged.evaluation.trust import trust_table
+from causalged.io import read_h5ad, write_text_atomic
+from causalged.methods import DEFAULT_METHOD, METHODS, MODEL_METHODS
+
+log = logging.getLogger(__name__)
+
+#: SpatialBenchmarking (Li et al. 2022, Nature Methods), dataset 15 = our osmFISH pair,
+#: held-out genes, scored against RAW counts, mean over genes (method.md section 7).
+PUBLISHED_OSMFISH = pd.DataFrame(
+    [("Tangram", 0.331, 0.261, 1.148, 0.204), ("SpaGE", 0.283, 0.215, 1.190, 0.322), ("gimVI", 0.253, 0.237, 1.219, 0.232),
+     ("Seurat", 0.235, 0.208, 1.230, 0.346), ("stPlus", 0.167, 0.122, 1.284, 0.358), ("SpaOTsc", 0.161, 0.149, 1.292, 0.375),
+     ("LIGER", 0.152, 0.069, 1.299, 0.328), ("novoSpaRc", 0.126, 0.116, 1.319, 0.236)],
+    columns=["method", "pcc", "ssim", "rmse", "js"],
+)
+#: Issue 5 targets: normalized-truth PCC of the default under the held-out protocol.
+TARGETS = {"osmfish": 0.30, "merfish": 0.34}
+#: Methods too slow on 2 CPU cores to repeat for every seed.
+SLOW_METHODS = ("tangram", *MODEL_METHODS)
+
+
+def default_datasets(repo: Path) -> list[str]:
+    """Each pair under ../shared/data beside the repository, then the simulated demo."""
+    shared = repo.parent / "shared" / "data"
+    found = sorted(str(p) for p in shared.iterdir() if (p / "sc.h5ad").exists() and (p / "st.h5ad").exists()) if shared.is_dir() else []
+    return found + ["demo"]
+
+
+def prepare(dataset: str, *, seed: int, n_folds: int) -> tuple[str, ad.AnnData, ad.AnnData, dict]:
+    """Raw pair -> the pipeline's qc/normalize/hvg outputs and a seeded split (in memory)."""
+    if dataset == "demo":
+        from causalged.simulate import simulate
+
+        sc_raw, st_raw, _ = simulate(size="demo", seed=0)
+        name = "demo (simulated)"
+    else:
+        folder = Path(dataset)
+        sc_raw = read_h5ad(folder / "sc.h5ad", role="sc")
+        st_raw = read_h5ad(folder / "st.h5ad", role="st")
+        name = folder.name
+    sc_qc, st_qc, _ = preprocess.qc(sc_raw, st_raw)
+    sc_hvg, st_hvg, _ = preprocess.select_hvg(preprocess.normalize(sc_qc), preprocess.normalize(st_qc))
+    split = preprocess.make_gene_splits(list(st_hvg.var_names), seed=seed, n_folds=n_folds)
+    return name, sc_hvg, st_hvg, split
+
+
+def run_dataset(dataset: str, *, seeds: Sequence[int], methods: Sequence[str], slow_seeds: int, n_folds: int, n_samples: int, preset: str, device: str,
+                overrides: dict | None = None) -> dict:
+    """Cross-validate every method on one dataset for each seed; collect scores and timings."""
+    per_seed, trust = [], None
+    for i, seed in enumerate(seeds):
+        name, sc_data, st_data, split = prepare(dataset, seed=seed, n_folds=n_folds)
+        chosen = [m for m in methods if i < slow_seeds or m not in SLOW_METHODS]
+        start = time.perf_counter()
+        folds = [run_fold(sc_data, st_data, split, k, methods=chosen, seed=seed, n_samples=n_samples if i == 0 else 0, preset=preset, device=device, overrides=overrides)
+                 for k in range(split["n_folds"])]
+        combined = combine_folds(folds)
+        metrics = score_predictions(combined)
+        summary = summarize(metrics)
+        summary["seed"] = seed
+        summary["wall_s"] = summary.method.map(combined.uns["causalged_crossval"]["wall_time_s"])
+        alphas = [info.get(DEFAULT_METHOD, {}).get("alpha") for info in combined.uns["causalged_crossval"]["method_info_by_fold"].values()]
+        if i == 0 and DEFAULT_METHOD in chosen:
+            trust = trust_table(sc_data, combined, metrics, method=DEFAULT_METHOD, target_genes=[])[1]
+        per_seed.append({"summary": summary, "alphas": [a for a in alphas if a is not None], "n_genes": combined.n_vars,
+                         "n_spots": combined.n_obs, "n_cells": sc_data.n_obs, "n_folds": split["n_folds"], "seconds": time.perf_counter() - start})
+        log.info("%s seed %d: %.0f s", name, seed, per_seed[-1]["seconds"])
+    return {"name": name, "per_seed": per_seed, "trust": trust}
+
+
+def run_benchmark(datasets: Sequence[str], *, output: Path, seeds: Sequence[int] = (0, 1, 2), methods: Sequence[str] | None = None,
+                  slow_seeds: int = 1, n_folds: int = 10, n_samples: int = 40, preset: str = "cpu", device: str = "auto",
+                  overrides: dict | None = None, command: str = "causalged benchmark") -> Path:
+    methods = list(methods or METHODS)
+    started = time.perf_counter()
+    results = [run_dataset(d, seeds=seeds, methods=methods, slow_seeds=slow_seeds, n_folds=n_folds, n_samples=n_samples, preset=preset,
+                           device=device, overrides=overrides) for d in datasets]
+    text = render(results, methods=methods, seeds=seeds, slow_seeds=slow_seeds, n_folds=n_folds, seconds=time.perf_counter() - started,
+                  command=command, overrides=overrides)
+    return write_text_atomic(text, output)
+
+
+# --------------------------------------------------------------------------- rendering
+def _pm(mean: float, sd: float, digits: int = 3) -> str:
+    return "n/a" if pd.isna(mean) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def dataset_table(result: dict, methods: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per method: means over genes (averaged over the seeds it ran), SD over genes, seed spread, AS, raw PCC, time."""
+    allsum = pd.concat([r["summary"] for r in result["per_seed"]])
+    norm = allsum[(allsum.protocol == "heldout") & (allsum.truth == "normalized")]
+    raw = allsum[(allsum.protocol == "heldout") & (allsum.truth == "raw_counts")]
+    first_seed = result["per_seed"][0]["summary"]
+    first = first_seed[(first_seed.protocol == "heldout") & (first_seed.truth == "normalized")].set_index("method")
+    as_first = accuracy_score(first[list(METRICS)])
+    rows = []
+    for method in [m for m in methods if m in set(norm.method)]:
+        n = norm[norm.method == method]
+        r = raw[raw.method == method]
+        rows.append({
+            "method": method,
+            "seeds": len(n),
+            **{f"{k}": n[k].mean() for k in METRICS},
+            **{f"{k}_sd": n[f"{k}_sd"].mean() for k in METRICS},
+            "pcc_seed_sd": n["pcc"].std(ddof=1) if len(n) > 1 else np.nan,
+            "AS": as_first.get(method, np.nan),
+            "raw_pcc": r["pcc"].mean() if len(r) else np.nan,
+            "raw_ssim": r["ssim"].mean() if len(r) else np.nan,
+            "raw_rmse": r["rmse"].mean() if len(r) else np.nan,
+            "raw_js": r["js"].mean() if len(r) else np.nan,
+            "wall_s": n["wall_s"].mean(),
+        })
+    table = pd.DataFrame(rows).sort_values("AS", ascending=False)
+    per_seed_pcc = norm.pivot_table(index="method", columns="seed", values="pcc")
+    return table, per_seed_pcc
+
+
+def render(results: list[dict], *, methods: Sequence[str], seeds: Sequence[int], slow_seeds: int, n_folds: int, seconds: float,
+           command: str, overrides: dict | None) -> str:
+    versions = report.software_versions()
+    lines = [
+        "# Accuracy benchmark",
+        "",
+        "Written by `causalged benchmark`; every number below comes from that run except rows marked **published**.",
+        "",
+        f"- Command: `{command}`",
+        f"- Method settings other than defaults: {overrides or 'none'}",
+        f"- Date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}; total wall time {seconds / 60:.1f} min",
+        f"- Machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible, shared with other work (timings are indicative)",
+        f"- Versions: {', '.join(f'{k} {v}' for k, v in versions.items())}",
+        f"- Seeds: {list(seeds)} (a seed sets the gene folds and every method's randomness); " + (
+            f"{', '.join(m for m in methods if m in SLOW_METHODS)} ran on the first {slow_seeds} seed(s) only (CPU time)"
+            if any(m in SLOW_METHODS for m in methods) else "every method ran on every seed"),
+        "",
+        "## Protocol",
+        "",
+        f"**Held-out genes**, {n_folds}-fold cross-validation over the genes shared by the ST panel and the reference "
+        "(fewer folds when there are fewer genes). In each fold the held-out genes are removed from the ST input entirely and "
+        "the ST input is re-normalized from the raw counts of the training genes only; every method predicts the held-out "
+        "genes from their scRNA-seq vectors. Metrics per gene over spots (method.md section 5: PCC; global SSIM after "
+        "max-scaling; RMSE of z-scored vectors, which equals sqrt(2(1 - PCC)) and adds nothing to PCC; Jensen-Shannon, natural log), "
+        "then mean ± SD **over genes**, averaged over the seeds a method ran. **Primary truth: the full-panel log-normalized ST values.** "
+        "Raw-count columns are SpatialBenchmarking's convention, a different and secondary score that rewards predicting spot size: "
+        "read them beside the `spot_depth` floor (each held-out gene = the spot's total over the training genes).",
+        "",
+        "AS (accuracy score) = mean over the four metrics of each method's rank among the methods on that dataset "
+        "(1 = worst, number of methods = best; normalized truth, first seed, where every method ran).",
+        "",
+        "**The default's design was chosen on these datasets.** `knn_ridge_blend` (the default) and `kernel_ridge_rbf` were "
+        "designed after looking at held-out scores on the osmFISH and MERFISH pairs (method.md section 10 and our own runs: the RBF "
+        "kernel on gene-gene correlation distance beat the linear kernel there). Within each fold, the blend weight alpha, the ridge "
+        "strength and the RBF width are chosen on the training genes only (inner folds / leave-one-gene-out); the test genes "
+        "of a fold are never used for any choice. Still, the method family itself was picked on these data, so these numbers "
+        "are optimistic for new datasets.",
+        "",
+    ]
+    checks = []
+    for result in results:
+        table, per_seed = dataset_table(result, methods)
+        first = result["per_seed"][0]
+        lines += [
+            f"## {result['name']}",
+            "",
+            f"{first['n_genes']} shared genes, {first['n_spots']} spots, {first['n_cells']} cells after QC; {first['n_folds']} folds.",
+            "",
+            "| method | seeds | PCC | SSIM | RMSE | JS | AS | PCC seed SD | raw-count PCC | wall s / seed |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in table.itertuples():
+            name = f"**{r.method}** (default)" if r.method == DEFAULT_METHOD else r.method
+            lines.append(
+                f"| {name} | {r.seeds} | {_pm(r.pcc, r.pcc_sd)} | {_pm(r.ssim, r.ssim_sd)} | {_pm(r.rmse, r.rmse_sd)} | {_pm(r.js, r.js_sd)} | "
+                f"{r.AS:.2f} | {'n/a' if pd.isna(r.pcc_seed_sd) else f'{r.pcc_seed_sd:.3f}'} | {r.raw_pcc:.3f} | {r.wall_s:.1f} |"
+            )
+        lines += ["", "Normalized-truth PCC per seed (mean over genes):", "", "| method | " + " | ".join(f"seed {s}" for s in per_seed.columns) + " |",
+                  "|---|" + "---|" * len(per_seed.columns)]
+        for method, row in per_seed.iterrows():
+            lines.append(f"| {method} | " + " | ".join("" if pd.isna(v) else f"{v:.3f}" for v in row) + " |")
+        alphas = [a for s in result["per_seed"] for a in s["alphas"]]
+        if alphas:
+            lines += ["", f"Blend weight alpha (kNN share) chosen per fold on training genes: mean {np.mean(alphas):.2f}, range {min(alphas):.2f}-{max(alphas):.2f}."]
+        if result["trust"]:
+            t = result["trust"]
+            lines += ["", f"Trust and calibration of `{t['method']}` (first seed): the expected-accuracy estimate (from the 5 most similar panel genes) "
+                      f"vs the cross-validated PCC of each panel gene: Pearson r = {t['estimate_vs_cv_pearson']:.2f}, mean absolute error {t['estimate_mae']:.3f}. "
+                      f"Coverage of the 5-95% interval of the samples on held-out genes: {t['mean_coverage_90']:.2f} of spots (nominal {t['nominal_coverage']:.2f}; "
+                      f"per gene {t['coverage_min']:.2f}-{t['coverage_max']:.2f})"
+                      + (" -- **not calibrated**: the interval is too narrow." if t["mean_coverage_90"] < 0.8 else
+                         " -- **not calibrated**: the interval is too wide." if t["mean_coverage_90"] > 0.97 else " -- close to nominal on average.")]
+        key = next((k for k in TARGETS if k in result["name"].lower()), None)
+        if key:
+            default = table.set_index("method").loc[DEFAULT_METHOD] if DEFAULT_METHOD in set(table.method) else None
+            if default is not None:
+                met_pcc = default.pcc >= TARGETS[key]
+                top = table.iloc[0].method
+                checks.append(f"- {result['name']}: default normalized-truth PCC {default.pcc:.3f} (target >= {TARGETS[key]:.2f}): "
+                              f"**{'met' if met_pcc else 'MISSED'}**; first by AS: {top} -> **{'met' if top == DEFAULT_METHOD else 'MISSED'}**"
+                              + ("" if all(m in set(table.method) for m in MODEL_METHODS) else " (the diffusion models were not in this run: the fixed method set is incomplete)"))
+        if "osmfish" in result["name"].lower():
+            lines += ["", "### osmFISH against raw counts, beside the published SpatialBenchmarking numbers", "",
+                      "Published rows: Li et al. 2022 (Nature Methods), their dataset 15 = this pair, held-out genes, scored against raw counts, "
+                      "quoted from method.md section 7, **not produced by this command**. Our rows: the same raw-count scoring on our folds. "
+                      "This is not our target protocol; the spot_depth floor shows how much of a raw-count score is spot size.", "",
+                      "| method | source | PCC | SSIM | RMSE | JS |", "|---|---|---|---|---|---|"]
+            for r in PUBLISHED_OSMFISH.itertuples():
+                lines.append(f"| {r.method} | published | {r.pcc:.3f} | {r.ssim:.3f} | {r.rmse:.3f} | {r.js:.3f} |")
+            for r in table.itertuples():
+                lines.append(f"| {r.method} | this run (raw counts) | {r.raw_pcc:.3f} | {r.raw_ssim:.3f} | {r.raw_rmse:.3f} | {r.raw_js:.3f} |")
+        lines.append("")
+    lines += ["## Targets (issue 5)", "", *(checks or ["- no osmFISH/MERFISH dataset in this run"]), "",
+              "Slide-seq (100 beads) is reported, not targeted. A miss is reported as a miss.", ""]
+    return "\n".join(lines)

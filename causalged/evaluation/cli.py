@@ -1,0 +1,97 @@
+"""Subcommands ``crossval``, ``evaluate`` and ``benchmark`` (registered on the ``causalged`` group)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from causalged.methods import DEFAULT_METHOD, METHODS, MODEL_METHODS
+
+EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+METHODS_HELP = f"Comma-separated methods (default: all: {','.join(METHODS)}). Default method: {DEFAULT_METHOD}."
+
+
+def _inputs(func):
+    for option in reversed([
+        click.option("--sample", required=True, help="Sample id; prefixes every output file."),
+        click.option("--sc", "sc_path", required=True, type=click.Path(path_type=Path), help="Reference after hvg (<sample>.sc.hvg.h5ad)."),
+        click.option("--st", "st_path", required=True, type=click.Path(path_type=Path), help="Spatial data after hvg (<sample>.st.hvg.h5ad)."),
+        click.option("--split", "split_path", required=True, type=click.Path(path_type=Path), help="Gene split with folds (<sample>.split.json)."),
+        click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Folder for the outputs (created if missing)."),
+        click.option("--methods", default=None, help=METHODS_HELP),
+        click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True, help="Size of the diffusion models (causalged, causalged_nomask)."),
+        click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda, for the diffusion models."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of every method's randomness (folds come from the split)."),
+        click.option("--n-samples", type=int, default=40, show_default=True, help="Samples for the uncertainty interval of the default method and the diffusion models (0: none)."),
+    ]):
+        func = option(func)
+    return func
+
+
+@click.command()
+@_inputs
+@click.option("--fold", type=int, required=True, help="Fold to run (0-based, as in the split).")
+def crossval(sample, sc_path, st_path, split_path, outdir, methods, preset, device, seed, n_samples, fold) -> None:
+    """Held-out-gene cross-validation, one fold: <sample>.fold<K>.predictions.h5ad.
+
+    The fold's genes are removed from the ST input (re-normalized from the training genes'
+    raw counts) and predicted from their scRNA-seq vectors by every method.
+    """
+    from causalged.evaluation.evaluate import crossval_fold, parse_methods
+
+    path = crossval_fold(sample, sc_path, st_path, split_path, fold, outdir, methods=parse_methods(methods), seed=seed,
+                         n_samples=n_samples, preset=preset, device=device)
+    click.echo(str(path))
+
+
+@click.command()
+@_inputs
+@click.option("--predictions", type=EXISTING, multiple=True, help="Fold files from `crossval` (repeat the option, or list them after it); if none, every fold is run here.")
+@click.option("--metrics", "metric_set", type=click.Choice(["canonical", "paper"]), default="canonical", show_default=True,
+              help="canonical: SpatialBenchmarking definitions; paper: the public CausalGeD code's variants (labelled in outputs).")
+@click.option("--protocol", type=click.Choice(["heldout", "paper-inpainting"]), default="heldout", show_default=True,
+              help="paper-inpainting ADDS the public code's masked-inpainting scores (most true values written back) with their noise control, labelled; held-out scores are always written.")
+@click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
+@click.argument("more_predictions", nargs=-1, type=EXISTING)
+def evaluate(sample, sc_path, st_path, split_path, outdir, methods, preset, device, seed, n_samples, predictions, metric_set, protocol, no_figures, more_predictions) -> None:
+    """Score cross-validated predictions: metrics.csv, held-out predictions, trust, figures."""
+    from causalged.evaluation.evaluate import evaluate_sample
+
+    paths = evaluate_sample(sample, sc_path, st_path, split_path, outdir, predictions=[*predictions, *more_predictions], methods=methods,
+                            metric_set=metric_set, protocol=protocol, seed=seed, n_samples=n_samples, preset=preset, device=device,
+                            make_figures=not no_figures)
+    for key, path in paths.items():
+        click.echo(f"{key}\t{path}")
+
+
+@click.command()
+@click.argument("datasets", nargs=-1)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/benchmarks.md"), show_default=True)
+@click.option("--methods", default=None, help=METHODS_HELP)
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds (gene folds and method randomness).")
+@click.option("--slow-seeds", type=int, default=1, show_default=True, help="Run tangram and the diffusion models on only this many of the seeds (CPU time).")
+@click.option("--n-folds", type=int, default=10, show_default=True)
+@click.option("--n-samples", type=int, default=40, show_default=True, help="Bootstrap/diffusion samples for the calibration check (first seed).")
+@click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--model-epochs", type=int, default=None, help="Training epochs of the diffusion models (default: the preset's).")
+def benchmark(datasets, output, methods, seeds, slow_seeds, n_folds, n_samples, preset, device, model_epochs) -> None:
+    """Run every method on each DATASET folder (sc.h5ad + st.h5ad of raw counts) or `demo`.
+
+    Default: each pair under ../shared/data beside the repository, plus the simulated demo.
+    Writes a markdown page with mean ± SD of PCC/SSIM/RMSE/JS, the AS, wall time, machine and
+    versions, and for osmFISH the published SpatialBenchmarking numbers, labelled as such.
+    """
+    from causalged.evaluation.benchmark import default_datasets, run_benchmark
+    from causalged.evaluation.evaluate import parse_methods
+
+    chosen = list(datasets) or default_datasets(Path(__file__).resolve().parents[2])
+    overrides = {m: {"epochs": model_epochs} for m in MODEL_METHODS} if model_epochs else None
+    ctx = click.get_current_context()
+    given = [f"--{k.replace('_', '-')} {v}" for k, v in ctx.params.items() if k != "datasets" and ctx.get_parameter_source(k).name == "COMMANDLINE"]
+    command = " ".join(["causalged benchmark", *datasets, *given])
+    path = run_benchmark(chosen, output=output, seeds=[int(s) for s in seeds.split(",") if s.strip()], methods=parse_methods(methods),
+                         slow_seeds=slow_seeds, n_folds=n_folds, n_samples=n_samples, preset=preset, device=device,
+                         overrides=overrides, command=command)
+    click.echo(str(path))

@@ -1,0 +1,176 @@
+"""File-in, file-out evaluation: what ``causalged crossval`` and ``causalged evaluate`` call.
+
+Outputs of :func:`evaluate_sample` (prefix ``<sample>``, under ``outdir``):
+
+- ``.metrics.csv``: one row per gene x method x protocol x truth (see ``scoring``).
+- ``.metrics_summary.csv``: mean/SD over genes and the AS, with a protocol column.
+- ``.heldout_predictions.h5ad``: spots x shared genes; ``X`` = normalized truth,
+  ``layers["counts"]`` = raw truth, one layer per method, ``<method>_q05/_q95`` intervals,
+  ``uns["default_method"]`` names the default's layer.
+- ``.gene_trust.csv``: expected accuracy per panel and target gene, interval coverage.
+- ``.metrics_mqc.tsv``, ``.trust_mqc.tsv`` and ``figures/<sample>.*_mqc.png`` for MultiQC.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import anndata as ad
+import pandas as pd
+
+from causalged import report
+from causalged.errors import InputError
+from causalged.evaluation import figures
+from causalged.evaluation.crossval import PROTOCOL_LABELS, PROTOCOLS, combine_folds, run_fold
+from causalged.evaluation.scoring import score_predictions, summarize
+from causalged.evaluation.trust import trust_table
+from causalged.io import ensure_not_input, read_h5ad, write_csv_atomic, write_h5ad_atomic
+from causalged.methods import METHODS
+from causalged.preprocess import load_split
+
+log = logging.getLogger(__name__)
+
+
+def parse_methods(text: str | Sequence[str] | None) -> list[str]:
+    """Comma-separated method names (default: every registered method), checked."""
+    if text is None or text == "" or text == "all":
+        return list(METHODS)
+    names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise InputError(None, f"unknown method(s) {', '.join(unknown)}", f"choose from {', '.join(METHODS)}")
+    return list(dict.fromkeys(names))
+
+
+def load_inputs(sc_path: Path, st_path: Path, split_path: Path) -> tuple[ad.AnnData, ad.AnnData, dict[str, Any]]:
+    """Read the hvg-step outputs and check that the split's genes are in both."""
+    sc_data = read_h5ad(sc_path, role="sc")
+    st_data = read_h5ad(st_path, role="st")
+    split = load_split(split_path)
+    shared = [g for fold in split["folds"] for g in fold]
+    missing = [g for g in shared if g not in st_data.var_names or g not in sc_data.var_names]
+    if missing:
+        raise InputError(split_path, f"{len(missing)} fold genes are not in both inputs (e.g. {', '.join(missing[:3])})", "use the split written by the same hvg run as the .h5ad files")
+    return sc_data, st_data, split
+
+
+def fold_path(outdir: Path, sample: str, fold: int) -> Path:
+    return Path(outdir) / f"{sample}.fold{fold}.predictions.h5ad"
+
+
+def crossval_fold(sample: str, sc_path: Path, st_path: Path, split_path: Path, fold: int, outdir: Path, **kwargs) -> Path:
+    """One fold -> ``<sample>.fold<K>.predictions.h5ad``."""
+    sc_data, st_data, split = load_inputs(sc_path, st_path, split_path)
+    if not 0 <= fold < len(split["folds"]):
+        raise InputError(split_path, f"fold {fold} does not exist (the split has {len(split['folds'])} folds, 0-based)", f"pass --fold between 0 and {len(split['folds']) - 1}")
+    path = fold_path(outdir, sample, fold)
+    ensure_not_input(path, [sc_path, st_path, split_path])
+    result = run_fold(sc_data, st_data, split, fold, **kwargs)
+    result.uns["sample"] = sample
+    return write_h5ad_atomic(result, path)
+
+
+def evaluate_sample(
+    sample: str,
+    sc_path: Path,
+    st_path: Path,
+    split_path: Path,
+    outdir: Path,
+    *,
+    predictions: Sequence[Path] = (),
+    methods: Sequence[str] | None = None,
+    metric_set: str = "canonical",
+    protocol: str = "heldout",
+    seed: int = 0,
+    n_samples: int = 40,
+    preset: str = "cpu",
+    device: str = "auto",
+    make_figures: bool = True,
+) -> dict[str, Path]:
+    """Gather fold files (or run every fold), score, and write every evaluation output."""
+    if protocol not in PROTOCOLS:
+        raise InputError(None, f"unknown protocol {protocol!r}", f"choose one of {', '.join(PROTOCOLS)}")
+    outdir = Path(outdir)
+    sc_data, st_data, split = load_inputs(sc_path, st_path, split_path)
+    if predictions:
+        folds = [ad.read_h5ad(p) for p in predictions]
+        bad = [str(p) for p, a in zip(predictions, folds) if "causalged_crossval" not in a.uns]
+        if bad:
+            raise InputError(bad[0], "not a fold predictions file (no uns['causalged_crossval'])", "pass the <sample>.fold<K>.predictions.h5ad files written by `causalged crossval`")
+    else:
+        chosen = parse_methods(methods)
+        folds = [run_fold(sc_data, st_data, split, k, methods=chosen, seed=seed, n_samples=n_samples, preset=preset, device=device) for k in range(len(split["folds"]))]
+    done = sorted(int(a.uns["causalged_crossval"]["fold"]) for a in folds)
+    if done != list(range(len(split["folds"]))):
+        log.warning("%s: only folds %s of %d evaluated; scores cover those genes only", sample, done, len(split["folds"]))
+    combined = combine_folds(folds)
+    combined.uns["sample"] = sample
+    combined.uns["protocol_note"] = PROTOCOL_LABELS["heldout"] + (
+        "; paper-protocol scores are in metrics.csv rows with protocol == 'paper-inpainting'" if protocol == "paper-inpainting" else ""
+    )
+    metrics = score_predictions(combined, metric_set=metric_set, protocol=protocol, seed=seed)
+    summary = summarize(metrics)
+    default = combined.uns["default_method"] if combined.uns["default_method"] in combined.uns["causalged_crossval"]["methods"] else combined.uns["causalged_crossval"]["methods"][0]
+    trust, trust_summary = trust_table(sc_data, combined, metrics, method=default, target_genes=list(split.get("target_genes", [])))
+    combined.uns["trust_summary"] = trust_summary
+
+    out = {
+        "metrics": outdir / f"{sample}.metrics.csv",
+        "summary": outdir / f"{sample}.metrics_summary.csv",
+        "predictions": outdir / f"{sample}.heldout_predictions.h5ad",
+        "trust": outdir / f"{sample}.gene_trust.csv",
+        "metrics_mqc": outdir / f"{sample}.metrics_mqc.tsv",
+        "trust_mqc": outdir / f"{sample}.trust_mqc.tsv",
+    }
+    for path in out.values():
+        ensure_not_input(path, [sc_path, st_path, split_path, *predictions])
+    write_csv_atomic(metrics, out["metrics"], index=False, float_format="%.6g")
+    write_csv_atomic(summary, out["summary"], index=False, float_format="%.6g")
+    write_h5ad_atomic(combined, out["predictions"])
+    write_csv_atomic(trust, out["trust"], index=False, float_format="%.6g")
+    report.write_mqc_table(
+        mqc_summary(sample, summary), out["metrics_mqc"], section_id="causalged_metrics", section_name="Imputation accuracy (cross-validation)",
+        description=f"Mean over genes per method. Protocol column: heldout = test genes absent from the ST input "
+        f"({len(split['folds'])}-fold over shared genes); truth normalized = primary, raw_counts = SpatialBenchmarking convention "
+        f"(compare with the spot_depth floor); paper-inpainting = the public code's masked protocol, NOT a held-out score. "
+        f"AS = mean rank over the 4 metrics within one protocol/truth (higher is better). Default method: {default}.",
+    )
+    report.write_mqc_table(
+        mqc_trust(sample, trust_summary), out["trust_mqc"], section_id="causalged_trust", section_name="Per-gene trust and calibration",
+        description="Does the expected accuracy track the cross-validated PCC of panel genes (each estimated from the others), and how often "
+        "does the true value fall in the 5-95% interval of the samples (nominal 0.90)? Measured on held-out panel genes.",
+    )
+    if make_figures:
+        out.update(write_figures(sample, combined, metrics, outdir=outdir, method=default, seed=seed))
+    return out
+
+
+def mqc_summary(sample: str, summary: pd.DataFrame) -> pd.DataFrame:
+    table = summary.copy()
+    table.insert(0, "Sample", [f"{sample} | {r.protocol} | {r.truth} | {r.method}" for r in table.itertuples()])
+    cols = ["Sample", "protocol", "truth", "metric_set", "method", "pcc", "ssim", "rmse", "js", "AS", "n_genes"]
+    return table[cols].round(4)
+
+
+def mqc_trust(sample: str, trust_summary: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"Sample": sample, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in trust_summary.items()}}])
+
+
+def write_figures(sample: str, combined: ad.AnnData, metrics: pd.DataFrame, *, outdir: Path, method: str, seed: int = 0) -> dict[str, Path]:
+    """The four evaluation figures as ``figures/<sample>.<name>_mqc.png``."""
+    figdir = Path(outdir) / "figures"
+    makers = {
+        "fig_metrics": ("metrics_boxplot", lambda: figures.metric_boxplots(metrics, title=sample)),
+        "fig_spatial": ("spatial_maps", lambda: figures.spatial_maps(combined, metrics, method=method, title=sample)),
+        "fig_umap": ("umap", lambda: figures.umap_spots(combined, method=method, title=sample, seed=seed)),
+        "fig_gene_distance": ("gene_distance", lambda: figures.gene_distance_heatmaps(combined, method=method, title=sample)),
+    }
+    out = {}
+    for key, (name, make) in makers.items():
+        try:
+            out[key] = report.save_figure(make(), figdir / f"{sample}.{name}_mqc.png")
+        except Exception as err:  # a figure must never sink the metrics already written
+            log.warning("%s: figure %s not drawn (%s: %s)", sample, name, type(err).__name__, err)
+    return out

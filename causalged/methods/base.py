@@ -1,0 +1,156 @@
+"""The common Imputer interface and the helpers every method shares.
+
+Array conventions (contract): ``sc_*`` are cells x genes, ``st_*`` spots x genes, both
+log-normalized; predictions are spots x target genes on the ST log-normalized scale.
+Methods whose natural output is on another scale (an average of scRNA-seq values, a z-score,
+a spot total) go through :class:`ScaleMap`, fitted on the training genes only, which turns a
+per-gene pattern into ST values with the mean and spread the gene is expected to have there.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def as_dense(matrix) -> np.ndarray:
+    """Dense float64 copy of a dense or sparse matrix."""
+    if sp.issparse(matrix):
+        matrix = matrix.toarray()
+    return np.asarray(matrix, dtype=np.float64)
+
+
+def zscore(x: np.ndarray, *, axis: int = 0) -> np.ndarray:
+    """z-score along ``axis``; a constant vector becomes all zeros instead of NaN."""
+    mean = x.mean(axis=axis, keepdims=True)
+    sd = x.std(axis=axis, keepdims=True)
+    return (x - mean) / np.where(sd > 0, sd, 1.0)
+
+
+def renormalize_log(st_log: np.ndarray) -> np.ndarray:
+    """Re-normalize log1p-normalized values over a subset of genes, as if from raw counts.
+
+    ``expm1`` of normalized data is each spot's counts times a per-spot factor; dividing by the
+    row sum over the subset removes that factor, so the library size again counts only these
+    genes (method.md section 4). Used for inner folds, where raw counts are not passed in.
+    """
+    counts = np.expm1(np.clip(st_log, 0, None))
+    totals = counts.sum(axis=1, keepdims=True)
+    positive = totals[totals > 0]
+    target = float(np.median(positive)) if positive.size else 1.0
+    return np.log1p(counts / np.where(totals > 0, totals, 1.0) * target)
+
+
+def similar_gene_average(similarity: np.ndarray, values: np.ndarray, *, k: int = 5) -> np.ndarray:
+    """Per row gene: the similarity-weighted mean of ``values`` over its k most similar
+    reference genes (columns of ``similarity``); dissimilar genes get a negligible weight.
+    Used to estimate how well a gene will be predicted from how well its look-alikes were."""
+    top = np.argsort(-similarity, axis=1)[:, : min(k, similarity.shape[1])]
+    weights = np.clip(np.take_along_axis(similarity, top, axis=1), 1e-6, None)
+    return np.sum(weights * np.asarray(values)[top], axis=1) / weights.sum(axis=1)
+
+
+class ScaleMap:
+    """Per-gene ST mean and SD predicted from the gene's scRNA-seq mean and SD.
+
+    Two least-squares lines in log space, ``log st_mean ~ log sc_mean`` and
+    ``log st_sd ~ log sc_sd``, fitted across the training genes only. A held-out gene's
+    pattern (z-scored) is then placed at its predicted ST mean and spread and clipped at 0,
+    the floor of a log1p scale. Correlation-type metrics ignore this; SSIM and JS do not.
+    """
+
+    def fit(self, sc_train: np.ndarray, st_train: np.ndarray) -> "ScaleMap":
+        eps = 1e-6
+        self.mean_coef_ = _line(np.log(sc_train.mean(axis=0) + eps), np.log(st_train.mean(axis=0) + eps))
+        self.sd_coef_ = _line(np.log(sc_train.std(axis=0) + eps), np.log(st_train.std(axis=0) + eps))
+        return self
+
+    def moments(self, sc_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        eps = 1e-6
+        mean = np.exp(np.polyval(self.mean_coef_, np.log(sc_target.mean(axis=0) + eps)))
+        sd = np.exp(np.polyval(self.sd_coef_, np.log(sc_target.std(axis=0) + eps)))
+        return mean, sd
+
+    def to_st(self, pattern: np.ndarray, sc_target: np.ndarray) -> np.ndarray:
+        """Spots x genes pattern (any scale) -> ST log-normalized scale."""
+        mean, sd = self.moments(sc_target)
+        return np.clip(zscore(pattern) * sd + mean, 0, None)
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Slope and intercept of y ~ x; a flat line through the mean when x does not vary."""
+    if len(x) < 2 or np.ptp(x) == 0:
+        return np.array([0.0, float(np.mean(y))])
+    return np.polyfit(x, y, 1)
+
+
+class Imputer:
+    """Base class: ``fit`` on the training genes, ``predict`` held-out or target genes.
+
+    Subclasses implement ``_fit`` and ``_pattern`` (spots x targets, any per-gene scale); the
+    base class places the pattern on the ST scale with :class:`ScaleMap` and gives
+    ``predict_samples`` by bootstrap over the training genes (refit on genes drawn with
+    replacement, hyper-parameters kept), which is the spread of a deterministic method.
+    ``info_`` records what the fit chose (hyper-parameters, blend weight), for outputs.
+    """
+
+    name = "base"
+    #: whether ``fit`` needs the raw ST counts of the training genes (``st_counts=``).
+    needs_counts = False
+
+    def __init__(self, **params: Any):
+        self.params = params
+        self.info_: dict[str, Any] = {}
+
+    def fit(self, sc_train, st_train, *, sc_target=None, st_counts=None) -> "Imputer":
+        """Learn from the training genes. ``sc_target`` (cells x targets) lets a transductive
+        method see the genes it will predict (only their scRNA-seq vectors, never ST values)."""
+        sc_train, st_train = as_dense(sc_train), as_dense(st_train)
+        if sc_train.shape[1] != st_train.shape[1]:
+            raise ValueError(f"sc_train has {sc_train.shape[1]} genes but st_train has {st_train.shape[1]}")
+        if sc_train.shape[1] < 2:
+            raise ValueError("at least 2 training genes are needed")
+        if self.needs_counts and st_counts is None:
+            raise ValueError(f"method {self.name!r} needs st_counts (raw ST counts of the training genes)")
+        self._fit_args = (sc_train, st_train, None if st_counts is None else as_dense(st_counts))
+        self.scale_ = ScaleMap().fit(sc_train, st_train)
+        self._fit(sc_train, st_train, st_counts=self._fit_args[2], sc_target=None if sc_target is None else as_dense(sc_target))
+        return self
+
+    def predict(self, sc_target) -> np.ndarray:
+        sc_target = as_dense(sc_target)
+        return self.scale_.to_st(self._pattern(sc_target), sc_target).astype(np.float32)
+
+    def predict_samples(self, sc_target, *, n_samples: int = 8, seed: int = 0) -> np.ndarray:
+        """Bootstrap over training genes: n_samples x spots x targets."""
+        sc_train, st_train, st_counts = self._fit_args
+        rng = np.random.default_rng(seed)
+        n_genes = sc_train.shape[1]
+        out = []
+        for _ in range(n_samples):
+            pick = rng.choice(n_genes, size=n_genes, replace=True)
+            clone = self._bootstrap_clone()
+            clone.fit(sc_train[:, pick], st_train[:, pick], st_counts=None if st_counts is None else st_counts[:, pick])
+            out.append(clone.predict(sc_target))
+        return np.stack(out)
+
+    def predict_with_samples(self, sc_target, *, n_samples: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(prediction, samples) in one call; a sampling model overrides it to sample once."""
+        return self.predict(sc_target), self.predict_samples(sc_target, n_samples=n_samples, seed=seed)
+
+    def _bootstrap_clone(self) -> "Imputer":
+        """A fresh copy for one bootstrap refit; subclasses pin the hyper-parameters they chose."""
+        return type(self)(**copy.deepcopy(self.params))
+
+    def _fit(self, sc_train, st_train, *, st_counts, sc_target) -> None:
+        raise NotImplementedError
+
+    def _pattern(self, sc_target: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({params})"

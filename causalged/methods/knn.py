@@ -1,0 +1,64 @@
+"""SpaGE-style k nearest cells: a spot's held-out gene = a weighted mean over similar cells.
+
+Cells and spots are placed in one low-dimensional space: each modality's training genes are
+z-scored separately (which removes platform offsets gene by gene), stacked, and reduced by one
+joint PCA. For every spot the k nearest cells by cosine distance give the prediction, weighted
+by cosine similarity. Measured in method.md section 10: PCC 0.271 (osmFISH) and 0.317
+(MERFISH) against normalized truth with k = 50.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import PCA
+
+from causalged.methods.base import Imputer, zscore
+
+
+def knn_weights(sc_train: np.ndarray, st_train: np.ndarray, *, k: int = 50, n_pcs: int = 50, seed: int = 0) -> sp.csr_matrix:
+    """Spots x cells weight matrix (rows sum to 1) from the joint PCA of the training genes."""
+    sc_z, st_z = zscore(sc_train), zscore(st_train)
+    n_comp = max(1, min(n_pcs, sc_train.shape[1] - 1))
+    pca = PCA(n_components=n_comp, svd_solver="full", random_state=seed).fit(np.vstack([sc_z, st_z]))
+    cells, spots = pca.transform(sc_z), pca.transform(st_z)
+    k = min(k, cells.shape[0])
+    sim, idx = top_cosine(spots, cells, k=k)
+    sim = np.clip(sim, 0.0, None)
+    sim[sim.sum(axis=1) == 0] = 1.0  # a spot with no positively similar cell: plain mean of its k cells
+    sim /= sim.sum(axis=1, keepdims=True)
+    rows = np.repeat(np.arange(spots.shape[0]), k)
+    return sp.csr_matrix((sim.ravel(), (rows, idx.ravel())), shape=(spots.shape[0], cells.shape[0]))
+
+
+def top_cosine(queries: np.ndarray, refs: np.ndarray, *, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The k most cosine-similar reference rows for each query row: (similarities, indices)."""
+    def unit(x):
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+    q, r = unit(queries), unit(refs)
+    sims = np.empty((len(q), k), dtype=np.float64)
+    idx = np.empty((len(q), k), dtype=np.int64)
+    for start in range(0, len(q), chunk):
+        block = q[start:start + chunk] @ r.T
+        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < r.shape[0] else np.tile(np.arange(r.shape[0]), (len(block), 1))
+        idx[start:start + chunk] = top
+        sims[start:start + chunk] = np.take_along_axis(block, top, axis=1)
+    return sims, idx
+
+
+class KNNImputer(Imputer):
+    """Joint PCA of the training genes, cosine distance, k nearest cells per spot."""
+
+    name = "knn"
+
+    def __init__(self, *, k: int = 50, n_pcs: int = 50, seed: int = 0):
+        super().__init__(k=k, n_pcs=n_pcs, seed=seed)
+
+    def _fit(self, sc_train, st_train, *, st_counts, sc_target) -> None:
+        self.weights_ = knn_weights(sc_train, st_train, **self.params)
+        self.info_ = dict(self.params)
+
+    def _pattern(self, sc_target: np.ndarray) -> np.ndarray:
+        return np.asarray(self.weights_ @ sc_target)

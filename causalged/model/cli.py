@@ -1,0 +1,248 @@
+"""Subcommands ``train`` and ``impute`` (registered on the ``causalged`` group by causalged/cli.py).
+
+``train`` reads the hvg step's outputs and writes ``<outdir>/<sample>.model/``:
+
+- ``config.json``: ``method``, ``params``, ``data`` (genes used, seed, input fingerprints) and,
+  for the diffusion models, ``training`` (device used, epochs run, batch size, ...);
+- for ``causalged`` / ``causalged_nomask``: ``model.pt`` (weights), ``training_log.csv`` (one row
+  per epoch) and ``checkpoints/last.pt`` (for ``--resume``), plus ``<sample>.training_mqc.json``;
+- for every other method (``causalged.methods``): only ``config.json``; ``impute`` refits the
+  method from the data, which for these methods takes seconds.
+
+``impute`` writes ``<outdir>/<sample>.imputed.h5ad``: spots x target genes (reference genes the
+ST panel did not measure, sc ``var["causalged_target"]``), with
+
+- ``X``: the mean prediction over samples, ST log-normalized scale;
+- ``layers["std"]``: per gene and spot, the standard deviation over the samples;
+- ``obs`` and ``obsm["spatial"]``: those of the ST input;
+- ``var["expected_pcc"]``: expected accuracy per gene, NaN here (the evaluation fills it);
+- ``uns["causalged"]``: the ST input's step records plus ``"impute"`` (method, n_samples, seed,
+  sampler, steps, mode, model folder, genes fitted on).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import click
+import numpy as np
+import pandas as pd
+
+from causalged.errors import InputError
+from causalged.methods import DEFAULT_METHOD, METHODS, MODEL_METHODS
+
+log = logging.getLogger(__name__)
+
+EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _fingerprint(names) -> str:
+    """Identifies an ordered list of cells or spots, so a model is only applied to its own data."""
+    return hashlib.sha1("\n".join(map(str, names)).encode()).hexdigest()[:16]
+
+
+def _require_genes(adata: ad.AnnData, genes: list[str], *, path: Path, what: str) -> None:
+    missing = [g for g in genes if g not in adata.var_names]
+    if missing:
+        raise InputError(path, f"{len(missing)} {what} genes of the split are missing (e.g. {', '.join(missing[:3])})",
+                         "use the .h5ad files and split.json written by the same hvg run")
+
+
+def _refit_params(method: str, *, seed: int, device: str) -> dict[str, Any]:
+    """The seed/device a refit method accepts; everything else stays at the method's defaults."""
+    from causalged.methods import get_imputer
+
+    accepted = inspect.signature(type(get_imputer(method)).__init__).parameters
+    return {key: value for key, value in (("seed", seed), ("device", device)) if key in accepted}
+
+
+def train_model(
+    sample: str,
+    sc_path: Path,
+    st_path: Path,
+    split_path: Path,
+    outdir: Path,
+    *,
+    method: str = DEFAULT_METHOD,
+    preset: str = "cpu",
+    epochs: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train (or, for refit methods, record) ``method`` on the split's genes; returns the model folder."""
+    from causalged import report
+    from causalged.io import ensure_not_input, read_h5ad, write_json_atomic
+    from causalged.preprocess import load_split
+
+    if method not in METHODS:
+        raise InputError(None, f"unknown method {method!r}", f"choose one of {', '.join(METHODS)}")
+    if method in MODEL_METHODS:
+        from causalged.model.training import resolve_device
+
+        resolve_device(device)  # fail before reading data when --device cuda has no GPU
+    outdir = Path(outdir)
+    model_dir = outdir / f"{sample}.model"
+    ensure_not_input(model_dir, [sc_path, st_path, split_path])
+    sc_data, st_data, split = read_h5ad(sc_path, role="sc"), read_h5ad(st_path, role="st"), load_split(split_path)
+    for key in ("train", "val"):
+        _require_genes(sc_data, split[key], path=sc_path, what=key)
+        _require_genes(st_data, split[key], path=st_path, what=key)
+    data_info = {
+        "sample": sample, "seed": seed, "train_genes": split["train"], "val_genes": split["val"], "test_genes": split["test"],
+        "sc_cells": sc_data.n_obs, "sc_fingerprint": _fingerprint(sc_data.obs_names),
+        "st_spots": st_data.n_obs, "st_fingerprint": _fingerprint(st_data.obs_names),
+        "inputs": {"sc": str(sc_path), "st": str(st_path), "split": str(split_path)},
+    }
+    if method in MODEL_METHODS:
+        from causalged.model import CausalGeD
+
+        model = CausalGeD(st_data.n_obs, sc_data.n_obs, preset=preset, causal_mask=method == "causalged")
+        log.info("%s: training %r on %d genes (%d validation): %r", sample, method, len(split["train"]), len(split["val"]), model)
+        history = model.train(
+            sc_data[:, split["train"]].X, st_data[:, split["train"]].X,
+            sc_val=sc_data[:, split["val"]].X if split["val"] else None, st_val=st_data[:, split["val"]].X if split["val"] else None,
+            epochs=epochs, device=device, checkpoint_dir=model_dir / "checkpoints", checkpoint_every=checkpoint_every,
+            resume=resume, seed=seed, progress=progress,
+        )
+        model.data_info = {**data_info, "fit_genes": split["train"]}
+        model.save(model_dir)
+        series = {}
+        for phase, label in (("autoencoder", "autoencoder"), ("diffusion", "diffusion"), ("joint", "joint")):
+            rows = history[history["phase"] == phase]
+            if len(rows):
+                series[f"{label} train loss"] = dict(zip(rows["epoch"], rows["train_loss"]))
+                if rows["val_loss"].notna().any():
+                    series[f"{label} validation loss"] = dict(zip(rows["epoch"], rows["val_loss"]))
+        report.write_mqc_linegraph(
+            series, outdir / f"{sample}.training_mqc.json", section_id="causalged_training", section_name="Model training",
+            description=f"{method} ({preset} preset) loss per epoch on the training genes and the validation genes; "
+                        f"device {model.train_info['device']}, {model.train_info['epochs_run']} epochs.",
+            xlab="epoch", ylab="loss",
+        )
+    else:
+        params = _refit_params(method, seed=seed, device=device)
+        fit_genes = split["train"] + split["val"]  # no early stopping to feed: every non-test shared gene fits
+        write_json_atomic({"method": method, "params": params, "data": {**data_info, "fit_genes": fit_genes},
+                           "note": "refitted from the data by `causalged impute`"}, model_dir / "config.json")
+    return model_dir
+
+
+def impute_genes(
+    sample: str,
+    model_dir: Path,
+    sc_path: Path,
+    st_path: Path,
+    outdir: Path,
+    *,
+    n_samples: int = 8,
+    seed: int = 0,
+    sampler: str = "ddim",
+    steps: int | None = 50,
+    mode: str = "one_group",
+    device: str = "auto",
+) -> Path:
+    """Predict the target genes at every spot with a model folder from :func:`train_model`."""
+    from causalged.io import ensure_not_input, read_h5ad, record_step, write_h5ad_atomic
+
+    model_dir = Path(model_dir)
+    config_path = model_dir / "config.json"
+    if not config_path.is_file():
+        raise InputError(model_dir, "no config.json in the model folder", "pass the <sample>.model folder written by `causalged train`")
+    config = json.loads(config_path.read_text())
+    out_path = Path(outdir) / f"{sample}.imputed.h5ad"
+    ensure_not_input(out_path, [sc_path, st_path])
+    sc_data, st_data = read_h5ad(sc_path, role="sc"), read_h5ad(st_path, role="st")
+    if "causalged_target" not in sc_data.var:
+        raise InputError(sc_path, 'the reference has no var["causalged_target"] column', "pass the <sample>.sc.hvg.h5ad written by the hvg step")
+    targets = list(sc_data.var_names[sc_data.var["causalged_target"].to_numpy(dtype=bool)])
+    method, data = config["method"], config.get("data", {})
+    fit_genes = data.get("fit_genes", [])
+    if method in MODEL_METHODS:
+        for key, adata, path in (("sc_fingerprint", sc_data, sc_path), ("st_fingerprint", st_data, st_path)):
+            if data.get(key) and data[key] != _fingerprint(adata.obs_names):
+                raise InputError(path, "its cells/spots (names or order) differ from those the model was trained on",
+                                 "impute with the same .h5ad files that `causalged train` used, or retrain")
+    else:
+        _require_genes(sc_data, fit_genes, path=sc_path, what="fitting")
+        _require_genes(st_data, fit_genes, path=st_path, what="fitting")
+    mean = np.zeros((st_data.n_obs, 0), dtype=np.float32)
+    samples = np.zeros((max(n_samples, 1), st_data.n_obs, 0), dtype=np.float32)
+    if not targets:
+        log.warning("%s: the reference has no gene outside the ST panel: nothing to impute (writing an empty result)", sc_path)
+    elif method in MODEL_METHODS:
+        from causalged.model import CausalGeD
+
+        model = CausalGeD.load(model_dir, device=device)
+        mean, samples = model.impute(sc_data[:, targets].X, n_samples=n_samples, sampler=sampler, steps=steps, mode=mode, seed=seed)
+    else:
+        from causalged.methods import get_imputer
+
+        imputer = get_imputer(method, **config.get("params", {}))
+        counts = st_data[:, fit_genes].layers["counts"] if imputer.needs_counts and "counts" in st_data.layers else None
+        imputer.fit(sc_data[:, fit_genes].X, st_data[:, fit_genes].X, sc_target=sc_data[:, targets].X, st_counts=counts)
+        mean, samples = imputer.predict_with_samples(sc_data[:, targets].X, n_samples=n_samples, seed=seed)
+    result = ad.AnnData(X=np.asarray(mean, dtype=np.float32), obs=st_data.obs.copy(), var=pd.DataFrame(index=pd.Index(targets, dtype=str)))
+    result.obsm["spatial"] = np.asarray(st_data.obsm["spatial"], dtype=float)
+    result.layers["std"] = np.asarray(samples, dtype=np.float32).std(axis=0)
+    result.var["expected_pcc"] = np.full(len(targets), np.nan)
+    result.uns["causalged"] = dict(st_data.uns.get("causalged", {}))
+    record_step(result, "impute", {
+        "method": method, "n_samples": n_samples, "seed": seed, "sampler": sampler if method in MODEL_METHODS else None,
+        "steps": steps if method in MODEL_METHODS else None, "mode": mode if method in MODEL_METHODS else None,
+        "model": str(model_dir), "n_targets": len(targets), "n_fit_genes": len(fit_genes),
+    })
+    write_h5ad_atomic(result, out_path)
+    log.info("%s: imputed %d genes at %d spots with %s -> %s", sample, len(targets), st_data.n_obs, method, out_path)
+    return out_path
+
+
+@click.command()
+@click.option("--sample", required=True, help="Sample id; prefixes every output file.")
+@click.option("--sc", "sc_path", required=True, type=click.Path(path_type=Path), help="Reference after hvg (<sample>.sc.hvg.h5ad).")
+@click.option("--st", "st_path", required=True, type=click.Path(path_type=Path), help="Spatial data after hvg (<sample>.st.hvg.h5ad).")
+@click.option("--split", "split_path", required=True, type=click.Path(path_type=Path), help="Gene split (<sample>.split.json): trains on 'train', early-stops on 'val'.")
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Folder for the outputs (created if missing).")
+@click.option("--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True,
+              help="causalged / causalged_nomask train the diffusion model here; other methods are refitted by `impute`.")
+@click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True, help="Diffusion model size: cpu (small, fast) or paper (the paper's architecture).")
+@click.option("--epochs", type=int, default=None, help="Override the preset's maximum number of epochs.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="auto: CUDA when PyTorch sees a GPU; cuda without one is an error.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, batches, noise and metacells.")
+@click.option("--resume", is_flag=True, help="Continue from <sample>.model/checkpoints/last.pt (after a kill); ends where an uninterrupted run would.")
+@click.option("--checkpoint-every", type=int, default=None, help="Epochs between checkpoints (default: the preset's).")
+def train(sample, sc_path, st_path, split_path, outdir, method, preset, epochs, device, seed, resume, checkpoint_every) -> None:
+    """Train the imputation model on the split's training genes: <sample>.model/."""
+    path = train_model(sample, sc_path, st_path, split_path, outdir, method=method, preset=preset, epochs=epochs, device=device,
+                       seed=seed, resume=resume, checkpoint_every=checkpoint_every)
+    click.echo(str(path))
+
+
+@click.command()
+@click.option("--sample", required=True, help="Sample id; prefixes every output file.")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder from `causalged train` (<sample>.model).")
+@click.option("--sc", "sc_path", required=True, type=click.Path(path_type=Path), help="Reference after hvg (<sample>.sc.hvg.h5ad).")
+@click.option("--st", "st_path", required=True, type=click.Path(path_type=Path), help="Spatial data after hvg (<sample>.st.hvg.h5ad).")
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Folder for the outputs (created if missing).")
+@click.option("--n-samples", type=int, default=8, show_default=True, help="Samples per gene; their spread is layers['std'].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise.")
+@click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default="ddim", show_default=True, help="Diffusion models: ddim (deterministic, --steps steps) or ddpm (ancestral).")
+@click.option("--steps", type=int, default=50, show_default=True, help="Diffusion sampling steps (ddpm with --steps 0: all T).")
+@click.option("--mode", type=click.Choice(["one_group", "autoregressive"]), default="one_group", show_default=True,
+              help="Diffusion models: all latent tokens at once, or group by group as the paper describes.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def impute(sample, model_dir, sc_path, st_path, outdir, n_samples, seed, sampler, steps, mode, device) -> None:
+    """Impute the target genes at every spot: <sample>.imputed.h5ad (mean + per-spot std)."""
+    if n_samples < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--n-samples")
+    path = impute_genes(sample, model_dir, sc_path, st_path, outdir, n_samples=n_samples, seed=seed, sampler=sampler,
+                        steps=steps or None, mode=mode, device=device)
+    click.echo(str(path))

@@ -1,0 +1,96 @@
+"""Turning cells x genes / spots x genes matrices into gene-major tensors, with bounded memory.
+
+Genes are the samples, so every matrix is transposed to genes x observations. Sparse input is
+never densified as a whole: large references are pooled into at most ``max_cells``
+metacells first (a sparse averaging matrix times the sparse counts), so the dense gene-major
+condition matrix is at most ``max_cells`` wide whatever the number of cells.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def check_shapes(sc_matrix, st_matrix, *, n_cells: int, n_spots: int) -> None:
+    """Refuse matrices that do not fit the model (wrong cells/spots, different gene counts)."""
+    if sc_matrix.shape[0] != n_cells:
+        raise ValueError(f"the scRNA-seq matrix has {sc_matrix.shape[0]} cells (rows) but the model was built for n_cells={n_cells}")
+    if st_matrix is not None:
+        if st_matrix.shape[0] != n_spots:
+            raise ValueError(f"the ST matrix has {st_matrix.shape[0]} spots (rows) but the model was built for n_spots={n_spots}")
+        if st_matrix.shape[1] != sc_matrix.shape[1]:
+            raise ValueError(f"the scRNA-seq ({sc_matrix.shape[1]}) and ST ({st_matrix.shape[1]}) matrices must hold the same genes (columns)")
+
+
+def metacell_groups(sc_matrix, n_metacells: int, *, seed: int = 0) -> np.ndarray | None:
+    """Cluster cells into ``n_metacells`` groups (k-means on a truncated SVD); None if no pooling is needed.
+
+    Works on CSR input without densifying it. Labels are in [0, n_metacells); a cluster left
+    empty simply yields an all-zero metacell column.
+    """
+    n_cells = sc_matrix.shape[0]
+    if n_cells <= n_metacells:
+        return None
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.decomposition import TruncatedSVD
+
+    if sc_matrix.shape[1] <= 2:  # too few genes for an SVD: cluster on the (narrow) matrix itself
+        embedding = sc_matrix.toarray() if sp.issparse(sc_matrix) else np.asarray(sc_matrix)
+    else:
+        embedding = TruncatedSVD(min(30, sc_matrix.shape[1] - 1), random_state=seed).fit_transform(sc_matrix)
+    kmeans = MiniBatchKMeans(n_clusters=n_metacells, random_state=seed, batch_size=4096, n_init=1)
+    return kmeans.fit_predict(embedding.astype(np.float32)).astype(np.int64)
+
+
+def genes_by_cells(sc_matrix, groups: np.ndarray | None, n_columns: int) -> np.ndarray:
+    """(genes, n_columns) float32: each gene's vector over cells, or over metacells (group means)."""
+    if groups is None:
+        dense = sc_matrix.toarray() if sp.issparse(sc_matrix) else np.asarray(sc_matrix)
+        return np.ascontiguousarray(dense.T, dtype=np.float32)
+    sizes = np.bincount(groups, minlength=n_columns).astype(np.float64)
+    weights = 1.0 / sizes[groups]
+    pool = sp.csr_matrix((weights, (groups, np.arange(len(groups)))), shape=(n_columns, len(groups)))
+    pooled = pool @ (sc_matrix if sp.issparse(sc_matrix) else np.asarray(sc_matrix))
+    pooled = pooled.toarray() if sp.issparse(pooled) else np.asarray(pooled)
+    return np.ascontiguousarray(pooled.T, dtype=np.float32)
+
+
+def genes_by_spots(st_matrix) -> np.ndarray:
+    """(genes, spots) float32: each gene's vector over the spots."""
+    dense = st_matrix.toarray() if sp.issparse(st_matrix) else np.asarray(st_matrix)
+    return np.ascontiguousarray(dense.T, dtype=np.float32)
+
+
+def standardize_genes(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Z-score each gene's vector (rows): returns (z, mean, std); constant genes get std 1.
+
+    The model learns spatial *patterns*; a gene's level (mean, spread) would otherwise dominate
+    the loss of a gene-as-sample model, since it varies far more between genes than within one.
+    """
+    mean = matrix.mean(axis=1)
+    std = matrix.std(axis=1)
+    std = np.where(std > 1e-6, std, 1.0)
+    return ((matrix - mean[:, None]) / std[:, None]).astype(np.float32), mean.astype(np.float32), std.astype(np.float32)
+
+
+def fit_levels(sc_mean: np.ndarray, sc_std: np.ndarray, st_mean: np.ndarray, st_std: np.ndarray) -> np.ndarray:
+    """Least squares for a gene's ST mean and log-std from its scRNA-seq mean and log-std.
+
+    Returns a (2, 3) coefficient matrix [intercept, sc mean, sc log-std] per target (mean, log-std);
+    used to put generated z-scored patterns back on the ST log-normalized scale.
+    """
+    design = _level_design(sc_mean, sc_std)
+    targets = np.column_stack([st_mean, np.log(st_std)])
+    ridge = 1e-3 * np.eye(design.shape[1])
+    return np.linalg.solve(design.T @ design + ridge, design.T @ targets).T.astype(np.float64)
+
+
+def predict_levels(coef: np.ndarray, sc_mean: np.ndarray, sc_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ST mean, ST std) per gene from the coefficients of :func:`fit_levels`."""
+    out = _level_design(sc_mean, sc_std) @ coef.T
+    return np.maximum(out[:, 0], 0.0), np.exp(out[:, 1])
+
+
+def _level_design(sc_mean: np.ndarray, sc_std: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.ones_like(sc_mean, dtype=np.float64), sc_mean, np.log(sc_std)])

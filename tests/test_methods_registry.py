@@ -1,0 +1,106 @@
+"""The Imputer interface, the registry and each method's contract on small synthetic arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from causalged.methods import DEFAULT_METHOD, METHODS, get_imputer
+from causalged.methods.base import ScaleMap, renormalize_log
+from causalged.methods.kernel_ridge import gene_kernel, gene_features, loo_predictions
+
+FAST = ["knn", "kernel_ridge", "kernel_ridge_rbf", "spot_depth", "knn_ridge_blend", "tangram"]
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    """Cells and spots built from 3 cell types; spots are mixtures, so genes carry signal."""
+    rng = np.random.default_rng(0)
+    n_genes, n_types = 24, 3
+    profiles = rng.gamma(1.0, 1.0, (n_types, n_genes)) * (rng.random((n_types, n_genes)) < 0.6)
+    types = rng.integers(0, n_types, 120)
+    sc_counts = rng.poisson(profiles[types] * 4)
+    mix = rng.dirichlet(np.full(n_types, 0.3), 80)
+    depth = rng.uniform(5, 15, (80, 1))
+    st_counts = rng.poisson(mix @ profiles * depth)
+    log_norm = lambda c: np.log1p(c / np.maximum(c.sum(1, keepdims=True), 1) * np.median(c.sum(1)))
+    train, target = np.arange(18), np.arange(18, 24)
+    return {
+        "sc_train": log_norm(sc_counts)[:, train], "sc_target": log_norm(sc_counts)[:, target],
+        "st_train": log_norm(st_counts[:, train]), "st_counts": st_counts[:, train].astype(float),
+        "truth": log_norm(st_counts)[:, target],
+    }
+
+
+def test_registry_names():
+    assert DEFAULT_METHOD == "knn_ridge_blend" and METHODS[0] == DEFAULT_METHOD
+    assert {"knn", "tangram", "kernel_ridge", "spot_depth", "causalged", "causalged_nomask", "knn_ridge_blend"} <= set(METHODS)
+    with pytest.raises(ValueError, match="unknown imputation method"):
+        get_imputer("magic")
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fit_predict_shapes_and_scale(arrays, name):
+    params = {"epochs": 20} if name == "tangram" else {}
+    imputer = get_imputer(name, **params).fit(arrays["sc_train"], arrays["st_train"], st_counts=arrays["st_counts"])
+    pred = imputer.predict(arrays["sc_target"])
+    assert pred.shape == arrays["truth"].shape
+    assert np.all(np.isfinite(pred)) and pred.min() >= 0  # the ST log-normalized scale has no negatives
+    samples = imputer.predict_samples(arrays["sc_target"], n_samples=3, seed=1)
+    assert samples.shape == (3, *arrays["truth"].shape)
+
+
+def test_blend_records_alpha_chosen_on_training_genes(arrays):
+    blend = get_imputer("knn_ridge_blend").fit(arrays["sc_train"], arrays["st_train"])
+    assert 0.0 <= blend.info_["alpha"] <= 1.0
+    assert blend.info_["alpha_selected_by"] == "inner CV on training genes"
+    # the choice does not depend on the genes to be predicted
+    again = get_imputer("knn_ridge_blend").fit(arrays["sc_train"], arrays["st_train"], sc_target=arrays["sc_target"])
+    assert again.info_["alpha"] == blend.info_["alpha"]
+    fixed = get_imputer("knn_ridge_blend", alpha=1.0).fit(arrays["sc_train"], arrays["st_train"])
+    knn = get_imputer("knn").fit(arrays["sc_train"], arrays["st_train"])
+    np.testing.assert_allclose(fixed.predict(arrays["sc_target"]), knn.predict(arrays["sc_target"]), rtol=1e-5, atol=1e-5)
+
+
+def test_spot_depth_needs_counts(arrays):
+    with pytest.raises(ValueError, match="st_counts"):
+        get_imputer("spot_depth").fit(arrays["sc_train"], arrays["st_train"])
+
+
+def test_closed_form_loo_matches_refitting(arrays):
+    x = gene_features(arrays["sc_train"])
+    y = arrays["st_train"].T
+    k = gene_kernel(x, x, kernel="rbf", gamma=1.0)
+    fast = loo_predictions(k, y, [0.3])[0]
+    for i in (0, 5):
+        keep = np.arange(len(k)) != i
+        coef = np.linalg.solve(k[np.ix_(keep, keep)] + 0.3 * np.eye(keep.sum()), y[keep])
+        np.testing.assert_allclose(fast[i], k[i, keep] @ coef, rtol=1e-6, atol=1e-8)
+
+
+def test_renormalize_log_matches_counts_normalization():
+    counts = np.array([[1.0, 3.0, 4.0], [2.0, 2.0, 0.0], [5.0, 0.0, 5.0]])
+    full = np.log1p(counts / counts.sum(1, keepdims=True) * 10)
+    sub = counts[:, :2]
+    again = np.expm1(renormalize_log(full[:, :2]))
+    # library size now counts only the subset: the same proportions as from raw counts, equal totals
+    np.testing.assert_allclose(again / again.sum(1, keepdims=True), sub / sub.sum(1, keepdims=True), rtol=1e-10)
+    np.testing.assert_allclose(again.sum(1), again.sum(1)[0])
+
+
+def test_scale_map_recovers_a_linear_relation():
+    rng = np.random.default_rng(1)
+    sc = rng.gamma(2.0, 1.0, (200, 10)) * np.linspace(0.5, 3, 10)
+    st = sc[:100] * 2.0
+    mean, sd = ScaleMap().fit(sc, st).moments(sc)
+    np.testing.assert_allclose(mean, st.mean(0), rtol=0.2)
+    np.testing.assert_allclose(sd, st.std(0), rtol=0.2)
+
+
+def test_model_adapters_wrap_causalged(arrays):
+    pytest.importorskip("causalged.model")
+    for name in ("causalged", "causalged_nomask"):
+        imputer = get_imputer(name, epochs=2, device="cpu", n_samples=2, steps=5).fit(arrays["sc_train"], arrays["st_train"])
+        pred, samples = imputer.predict_with_samples(arrays["sc_target"], n_samples=2, seed=0)
+        assert pred.shape == arrays["truth"].shape and samples.shape == (2, *arrays["truth"].shape)
+        assert imputer.info_["causal_mask"] is (name == "causalged")
