@@ -12,7 +12,7 @@ average is recorded). About 5-10 minutes on 2 CPU cores.
 - sampling: seconds per denoising step for a batch of sequences (gene x sample), with the
   key/value cache, and for the cpu preset also without it and group by group (autoregressive).
 
-Usage: python benchmarks/speed.py [--output docs/benchmarks-speed.md] [--data DIR] [--skip-paper]
+Usage: python benchmarks/speed.py [--output docs/benchmarks-speed.md] [--data DIR] [--skip-paper] [--threads 1]
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from causalged import preprocess
@@ -102,7 +101,6 @@ def time_paper_training(data, name: str, seed: int, *, steps: int = 2) -> dict:
     idx = torch.arange(min(batch, n_genes))
     with torch.no_grad():
         mean_st, mean_sc = module.encoder.encode_st(z_st[idx])[0], module.encoder.encode_sc(z_sc[idx])[0]
-    step(module.diffusion_loss(mean_st, mean_sc, generator=generator))  # warm-up, not timed
     began = time.perf_counter()
     for _ in range(steps):
         step(module.diffusion_loss(mean_st, mean_sc, generator=generator))
@@ -188,8 +186,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="Folder holding osmfish_ssp_cortex/")
     parser.add_argument("--skip-paper", action="store_true", help="Only the cpu preset.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a shared 2-core machine, 2 threads per job made a job ~10x slower)")
     args = parser.parse_args()
 
+    torch.set_num_threads(args.threads)
     began = time.perf_counter()
     load_before = f"{os.getloadavg()[0]:.2f}"
     datasets = {"demo (simulated)": load_demo(args.seed)}

@@ -137,5 +137,7 @@ def test_training_loss_runs_for_both_variants():
         loss = module.diffusion_loss(torch.randn(6, 16), torch.randn(6, 16), generator=torch.Generator().manual_seed(0))
         loss.backward()
         assert torch.isfinite(loss) and module.cat.cond_in.weight.grad is not None
+    nomask = _tiny_module(causal=False)
+    assert nomask.sample_latents(torch.randn(2, 16), steps=2).shape == (2, 16)  # one group, full attention, no cache
     with pytest.raises(ValueError, match="causal mask"):
-        _tiny_module(causal=False).sample_latents(torch.randn(2, 16), mode="autoregressive", steps=2)
+        nomask.sample_latents(torch.randn(2, 16), mode="autoregressive", steps=2)

@@ -9,9 +9,10 @@ causal mask, their keys and values can be computed once and cached during sampli
 With ``aligned_condition=True`` each noisy token also receives the scRNA-seq latent entries
 at its own latent index (projected like a token). The two-headed encoder puts both modalities
 in one latent space, so entry i of the scRNA-seq latent speaks about entry i of the ST latent;
-this direct path lets the network use the condition within hundreds of steps, where the
-in-context condition tokens alone needed thousands on our data. It touches only the noisy
-tokens, so the key/value cache stays valid.
+in a copy test (target latent = condition latent, 600 steps, cpu preset sizes) the
+in-context tokens alone had not learned to use the condition (x0 R^2 0.59 at t = 1000, as
+without it), the aligned path had (0.995). It touches only the noisy tokens, so the
+key/value cache stays valid. ``aligned_condition=False`` gives the in-context design alone.
 
 With ``causal=False`` the mask and AR groups are off: every token attends to every token and
 all latent tokens are denoised together, i.e. a plain conditional diffusion transformer with

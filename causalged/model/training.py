@@ -11,10 +11,15 @@ cosine decay to ``min_lr_fraction`` x the base rate at the phase's last step. (T
 10x step decay every 100 epochs spends 99 % of its learning rate in the first 5 % of training.)
 
 Early stopping. The autoencoder phase ends with the weights of its best validation epoch,
-judged by the mean Pearson r between decoder(e2(sc)) and the ST vectors of the validation genes
-(its MSE favours timid predictions when the signal is weak). The validation genes' diffusion loss, with noise, timesteps and groups drawn
-from a fixed seed so epochs are comparable, is checked every epoch; training stops after
-``patience`` epochs without improvement and the best weights are restored.
+judged by the mean Pearson r between decoder(e2(sc)) and the ST vectors of the validation
+genes (its MSE favours timid predictions when the signal is weak). In the diffusion phase the
+validation genes' diffusion loss, with noise, timesteps and groups drawn from a fixed seed so
+epochs are comparable, is checked every epoch; training stops after ``patience`` epochs
+without improvement and the best weights are restored.
+
+Device and memory. ``auto`` uses CUDA when PyTorch sees a GPU, with bf16 autocast (fp16 with
+a gradient scaler where bf16 is unsupported); the batch size is lowered to fit 30 % of the
+available RAM or 60 % of the free GPU memory (:func:`auto_batch_size`).
 
 Resume. A checkpoint (every ``checkpoint_every`` epochs and at the end) holds the weights,
 optimiser, random generator states, history and early-stopping state, so a run resumed after
