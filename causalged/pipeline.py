@@ -66,46 +66,47 @@ def run_pipeline(samplesheet: Path, outdir: Path, params: RunParams) -> Path:
     return run_multiqc([outdir], outdir / "multiqc", title="CausalGeD")
 
 
-def sample_commands(sample: Sample, outdir: Path, params: RunParams) -> list[tuple[str, list[str]]]:
-    """The command lines, in order, that process one sample (as the Nextflow modules run them)."""
+def sample_commands(sample: Sample, outdir: Path, params: RunParams, n_folds: int | None = None) -> list[tuple[str, list[str]]]:
+    """The command lines, in order, that process one sample (as the Nextflow modules run them).
+
+    Without ``n_folds`` (not known before the hvg step has written the split) the list stops
+    after hvg; with it, it goes on with the evaluation branch (one crossval per fold, then
+    evaluate) and ends with train -> impute, whose genes then carry the evaluation's trust.
+    """
     s = sample.id
     d = {step: outdir / s / step for step in ("qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate")}
-    sc_hvg, st_hvg, split = d["hvg"] / f"{s}.sc.hvg.h5ad", d["hvg"] / f"{s}.st.hvg.h5ad", d["hvg"] / f"{s}.split.json"
-    qc = ["qc", "--sample", s, "--sc", str(sample.sc), "--st", str(sample.st), "--outdir", str(d["qc"]),
-          "--min-genes-cell", str(params.min_genes_cell), "--min-genes-spot", str(params.min_genes_spot)]
-    if params.case_insensitive:
-        qc.append("--case-insensitive")
-    hvg = ["hvg", "--sample", s, "--sc", str(d["normalize"] / f"{s}.sc.norm.h5ad"), "--st", str(d["normalize"] / f"{s}.st.norm.h5ad"),
-           "--outdir", str(d["hvg"]), "--top-fraction", str(params.top_fraction), "--n-folds", str(params.n_folds), "--seed", str(params.seed)]
-    if sample.genes:
-        hvg += ["--genes", str(sample.genes)]
+    inputs = ["--sample", s, "--sc", str(d["hvg"] / f"{s}.sc.hvg.h5ad"), "--st", str(d["hvg"] / f"{s}.st.hvg.h5ad")]
+    split = ["--split", str(d["hvg"] / f"{s}.split.json")]
     model_opts = ["--preset", params.preset, "--device", params.device, "--seed", str(params.seed)]
     if params.epochs:
         model_opts += ["--epochs", str(params.epochs)]
-    inputs = ["--sample", s, "--sc", str(sc_hvg), "--st", str(st_hvg)]
-    commands = [
-        ("qc", qc),
-        ("normalize", ["normalize", "--sample", s, "--sc", str(d["qc"] / f"{s}.sc.qc.h5ad"), "--st", str(d["qc"] / f"{s}.st.qc.h5ad"), "--outdir", str(d["normalize"])]),
-        ("hvg", hvg),
-        ("train", ["train", *inputs, "--split", str(split), "--outdir", str(d["train"]), "--method", params.method, *model_opts]),
+    if n_folds is None:
+        qc = ["qc", "--sample", s, "--sc", str(sample.sc), "--st", str(sample.st), "--outdir", str(d["qc"]),
+              "--min-genes-cell", str(params.min_genes_cell), "--min-genes-spot", str(params.min_genes_spot)]
+        if params.case_insensitive:
+            qc.append("--case-insensitive")
+        hvg = ["hvg", "--sample", s, "--sc", str(d["normalize"] / f"{s}.sc.norm.h5ad"), "--st", str(d["normalize"] / f"{s}.st.norm.h5ad"),
+               "--outdir", str(d["hvg"]), "--top-fraction", str(params.top_fraction), "--n-folds", str(params.n_folds), "--seed", str(params.seed)]
+        if sample.genes:
+            hvg += ["--genes", str(sample.genes)]
+        return [
+            ("qc", qc),
+            ("normalize", ["normalize", "--sample", s, "--sc", str(d["qc"] / f"{s}.sc.qc.h5ad"), "--st", str(d["qc"] / f"{s}.st.qc.h5ad"), "--outdir", str(d["normalize"])]),
+            ("hvg", hvg),
+        ]
+    commands = []
+    trust = []
+    if params.evaluate:
+        commands += [(f"crossval fold {k}", ["crossval", *inputs, *split, "--fold", str(k), "--methods", params.eval_methods, *model_opts, "--outdir", str(d["crossval"])])
+                     for k in range(n_folds)]
+        predictions = [str(d["crossval"] / f"{s}.fold{k}.predictions.h5ad") for k in range(n_folds)]
+        commands.append(("evaluate", ["evaluate", *inputs, *split, "--outdir", str(d["evaluate"]), *predictions]))
+        trust = ["--trust", str(d["evaluate"] / f"{s}.gene_trust.csv")]
+    commands += [
+        ("train", ["train", *inputs, *split, "--outdir", str(d["train"]), "--method", params.method, *model_opts]),
         ("impute", ["impute", *inputs, "--model", str(d["train"] / f"{s}.model"), "--outdir", str(d["impute"]),
-                    "--n-samples", str(params.n_samples), "--seed", str(params.seed)]),
+                    "--n-samples", str(params.n_samples), "--seed", str(params.seed), *trust]),
     ]
-    return commands
-
-
-def evaluation_commands(sample: Sample, outdir: Path, params: RunParams, n_folds: int) -> list[tuple[str, list[str]]]:
-    """Cross-validation folds then the gathering evaluation (the Nextflow evaluation branch)."""
-    s = sample.id
-    hvg, cv, ev = outdir / s / "hvg", outdir / s / "crossval", outdir / s / "evaluate"
-    inputs = ["--sample", s, "--sc", str(hvg / f"{s}.sc.hvg.h5ad"), "--st", str(hvg / f"{s}.st.hvg.h5ad"), "--split", str(hvg / f"{s}.split.json")]
-    model_opts = ["--preset", params.preset, "--device", params.device, "--seed", str(params.seed)]
-    if params.epochs:
-        model_opts += ["--epochs", str(params.epochs)]
-    commands = [(f"crossval fold {k}", ["crossval", *inputs, "--fold", str(k), "--methods", params.eval_methods, *model_opts, "--outdir", str(cv)])
-                for k in range(n_folds)]
-    predictions = [str(cv / f"{s}.fold{k}.predictions.h5ad") for k in range(n_folds)]
-    commands.append(("evaluate", ["evaluate", *inputs, "--outdir", str(ev), *predictions]))
     return commands
 
 
@@ -113,18 +114,17 @@ def run_sample(sample: Sample, outdir: Path, params: RunParams) -> list[dict]:
     import json
 
     trace = []
-    commands = sample_commands(sample, outdir, params)
-    with tqdm(total=len(commands), desc=f"{sample.id}", unit="step") as bar:
-        for name, args in commands:
+    preprocessing = sample_commands(sample, outdir, params)
+    with tqdm(total=len(preprocessing), desc=f"{sample.id}", unit="step") as bar:
+        for name, args in preprocessing:
             trace.append(_run_command(sample.id, name, args))
             bar.update()
-        if params.evaluate:
-            split = json.loads((outdir / sample.id / "hvg" / f"{sample.id}.split.json").read_text())
-            eval_commands = evaluation_commands(sample, outdir, params, split["n_folds"])
-            bar.total += len(eval_commands)
-            for name, args in eval_commands:
-                trace.append(_run_command(sample.id, name, args))
-                bar.update()
+        split = json.loads((outdir / sample.id / "hvg" / f"{sample.id}.split.json").read_text())
+        rest = sample_commands(sample, outdir, params, n_folds=split["n_folds"])
+        bar.total += len(rest)
+        for name, args in rest:
+            trace.append(_run_command(sample.id, name, args))
+            bar.update()
     return trace
 
 

@@ -49,6 +49,8 @@ def test_imputed_targets(run_dir, tiny_paths):
     st = ad.read_h5ad(tiny_paths["st"])
     assert imputed.n_obs == st.n_obs and "spatial" in imputed.obsm
     assert np.isfinite(imputed.X).all() and imputed.layers["std"].min() >= 0
+    assert np.isfinite(imputed.var["expected_pcc"]).all()  # trust from the evaluation branch
+    assert imputed.uns["causalged"]["impute"]["method"] == "knn_ridge_blend"
 
 
 def test_metrics_name_their_protocol(run_dir):

@@ -18,17 +18,20 @@ workflow CAUSALGED {
 
     main:
     PREPROCESS(ch_samples)
-    PRODUCTION(PREPROCESS.out.h5ad, PREPROCESS.out.split)
 
     ch_eval_versions = channel.empty()
     ch_eval_mqc = channel.empty()
     ch_metrics = channel.empty()
+    // Without evaluation the imputed genes carry no expected accuracy: an empty trust input.
+    ch_trust = PREPROCESS.out.split.map { meta, _split -> [meta, []] }
     if (run_evaluation) {
         EVALUATION(PREPROCESS.out.h5ad, PREPROCESS.out.split)
         ch_eval_versions = EVALUATION.out.versions
         ch_eval_mqc = EVALUATION.out.mqc
         ch_metrics = EVALUATION.out.metrics
+        ch_trust = EVALUATION.out.trust
     }
+    PRODUCTION(PREPROCESS.out.h5ad, PREPROCESS.out.split, ch_trust)
 
     // One versions file for the run: identical per-task records collapse to one entry per process.
     ch_versions_yml = PREPROCESS.out.versions

@@ -149,8 +149,13 @@ def impute_genes(
     steps: int | None = 50,
     mode: str = "one_group",
     device: str = "auto",
+    trust: Path | None = None,
 ) -> Path:
-    """Predict the target genes at every spot with a model folder from :func:`train_model`."""
+    """Predict the target genes at every spot with a model folder from :func:`train_model`.
+
+    ``trust`` is the ``<sample>.gene_trust.csv`` of the evaluation step: its expected accuracy of
+    each target gene for this method lands in ``var["expected_pcc"]`` (NaN without it).
+    """
     from causalged.io import ensure_not_input, read_h5ad, record_step, write_h5ad_atomic
 
     model_dir = Path(model_dir)
@@ -193,7 +198,7 @@ def impute_genes(
     result = ad.AnnData(X=np.asarray(mean, dtype=np.float32), obs=st_data.obs.copy(), var=pd.DataFrame(index=pd.Index(targets, dtype=str)))
     result.obsm["spatial"] = np.asarray(st_data.obsm["spatial"], dtype=float)
     result.layers["std"] = np.asarray(samples, dtype=np.float32).std(axis=0)
-    result.var["expected_pcc"] = np.full(len(targets), np.nan)
+    result.var["expected_pcc"] = _expected_pcc(trust, method, targets)
     result.uns["causalged"] = dict(st_data.uns.get("causalged", {}))
     record_step(result, "impute", {
         "method": method, "n_samples": n_samples, "seed": seed, "sampler": sampler if method in MODEL_METHODS else None,
@@ -203,6 +208,20 @@ def impute_genes(
     write_h5ad_atomic(result, out_path)
     log.info("%s: imputed %d genes at %d spots with %s -> %s", sample, len(targets), st_data.n_obs, method, out_path)
     return out_path
+
+
+def _expected_pcc(trust: Path | None, method: str, targets: list[str]) -> np.ndarray:
+    """Per-target expected PCC for ``method`` from the evaluation's gene trust table."""
+    if trust is None:
+        return np.full(len(targets), np.nan)
+    table = pd.read_csv(trust)
+    missing = {"gene", "method", "expected_pcc"} - set(table.columns)
+    if missing:
+        raise InputError(trust, f"the gene trust table misses columns {sorted(missing)}", "pass the <sample>.gene_trust.csv written by `causalged evaluate`")
+    rows = table[table["method"] == method].set_index("gene")["expected_pcc"]
+    if rows.empty:
+        log.warning("%s: no trust estimate for method %s (it was not cross-validated); expected_pcc left NaN", trust, method)
+    return rows.reindex(targets).to_numpy(dtype=float)
 
 
 @click.command()
@@ -239,10 +258,12 @@ def train(sample, sc_path, st_path, split_path, outdir, method, preset, epochs, 
 @click.option("--mode", type=click.Choice(["one_group", "autoregressive"]), default="one_group", show_default=True,
               help="Diffusion models: all latent tokens at once, or group by group as the paper describes.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def impute(sample, model_dir, sc_path, st_path, outdir, n_samples, seed, sampler, steps, mode, device) -> None:
+@click.option("--trust", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="<sample>.gene_trust.csv from `causalged evaluate`: fills var['expected_pcc'] of each imputed gene.")
+def impute(sample, model_dir, sc_path, st_path, outdir, n_samples, seed, sampler, steps, mode, device, trust) -> None:
     """Impute the target genes at every spot: <sample>.imputed.h5ad (mean + per-spot std)."""
     if n_samples < 1:
         raise click.BadParameter("must be at least 1", param_hint="--n-samples")
     path = impute_genes(sample, model_dir, sc_path, st_path, outdir, n_samples=n_samples, seed=seed, sampler=sampler,
-                        steps=steps or None, mode=mode, device=device)
+                        steps=steps or None, mode=mode, device=device, trust=trust)
     click.echo(str(path))

@@ -3,7 +3,7 @@ process IMPUTE {
     label 'process_gpu'
 
     input:
-    tuple val(meta), path(model), path(sc), path(st)
+    tuple val(meta), path(model), path(sc), path(st), path(trust)
 
     output:
     tuple val(meta), path("${meta.id}.imputed.h5ad"), emit: h5ad
@@ -11,6 +11,7 @@ process IMPUTE {
 
     script:
     def args = task.ext.args ?: ''
+    def trust_arg = trust ? "--trust ${trust}" : ''
     """
     causalged-impute \\
         --sample ${meta.id} \\
@@ -18,6 +19,7 @@ process IMPUTE {
         --sc ${sc} \\
         --st ${st} \\
         --outdir . \\
+        ${trust_arg} \\
         ${args}
 
     python3 -c "from causalged import report; report.write_versions('versions.yml', '${task.process}', report.software_versions())"

@@ -32,6 +32,7 @@ workflow EVALUATION {
     predictions = CROSSVALIDATE.out.predictions                      // channel: [ val(meta + fold), path(fold_predictions) ]
     metrics     = EVALUATE.out.metrics                               // channel: [ val(meta), path(metrics_csv) ]
     heldout     = EVALUATE.out.predictions                           // channel: [ val(meta), path(heldout_h5ad) ]
+    trust       = EVALUATE.out.trust                                 // channel: [ val(meta), path(gene_trust_csv) ]
     mqc         = EVALUATE.out.mqc.mix(EVALUATE.out.figures)         // channel: path(*_mqc.*)
     versions    = CROSSVALIDATE.out.versions.mix(EVALUATE.out.versions) // channel: path(versions.yml)
 }
