@@ -54,7 +54,7 @@ def simulate(*, size: str = "demo", seed: int = 0) -> tuple[ad.AnnData, ad.AnnDa
     # Regulatory network: a random DAG, genes ordered topologically by index.
     source, target, weight = _random_dag(cfg.n_genes, rng)
     base = rng.normal(-0.5, 1.0, cfg.n_genes)  # baseline log-expression
-    type_programs = rng.normal(0.0, 1.0, (cfg.n_types, cfg.n_genes)) * (rng.random((cfg.n_types, cfg.n_genes)) < 0.25)
+    type_programs = rng.normal(0.0, 1.5, (cfg.n_types, cfg.n_genes)) * (rng.random((cfg.n_types, cfg.n_genes)) < 0.4)
 
     # scRNA-seq: single cells.
     cell_types = rng.integers(0, cfg.n_types, cfg.n_cells)
@@ -68,7 +68,7 @@ def simulate(*, size: str = "demo", seed: int = 0) -> tuple[ad.AnnData, ad.AnnDa
     coords = np.column_stack([xx.ravel(), yy.ravel()]).astype(float) * 100.0
     centres = coords[rng.choice(len(coords), cfg.n_domains, replace=False)]
     domain = np.argmin(((coords[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
-    domain_mix = rng.dirichlet(np.full(cfg.n_types, 0.4), cfg.n_domains)
+    domain_mix = rng.dirichlet(np.full(cfg.n_types, 0.25), cfg.n_domains)
     n_spots = len(coords)
     cells_per_spot = 1 + rng.poisson(4, n_spots)
     fractions = np.zeros((n_spots, cfg.n_types))
@@ -78,7 +78,8 @@ def simulate(*, size: str = "demo", seed: int = 0) -> tuple[ad.AnnData, ad.AnnDa
         st_rate[spot] = _expression_rates(types, type_programs, base, source, target, weight, rng).sum(axis=0)
         fractions[spot] = np.bincount(types, minlength=cfg.n_types) / len(types)
     capture = rng.lognormal(0.0, 0.4, cfg.n_genes)  # platform effect per gene
-    st_counts_all = _overdispersed_counts(st_rate * capture * 0.6, dispersion=0.3, rng=rng)
+    spot_efficiency = rng.lognormal(0.0, 0.25, n_spots)[:, None]  # per-spot capture (tissue depth, permeabilisation)
+    st_counts_all = _overdispersed_counts(st_rate * capture * spot_efficiency, dispersion=0.3, rng=rng)
 
     n_panel = int(round(cfg.panel_fraction * cfg.n_genes))
     panel = np.sort(rng.choice(cfg.n_genes, n_panel, replace=False))
