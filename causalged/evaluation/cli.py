@@ -24,15 +24,21 @@ def _inputs(func):
         click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda, for the diffusion models."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of every method's randomness (folds come from the split)."),
         click.option("--n-samples", type=int, default=40, show_default=True, help="Samples for the uncertainty interval of the default method and the diffusion models (0: none)."),
+        click.option("--epochs", type=int, default=None, help="Training epochs of the diffusion models (default: the preset's)."),
     ]):
         func = option(func)
     return func
 
 
+def model_overrides(epochs: int | None) -> dict | None:
+    """Per-method settings from the command line: the diffusion models' epochs."""
+    return {m: {"epochs": epochs} for m in MODEL_METHODS} if epochs else None
+
+
 @click.command()
 @_inputs
 @click.option("--fold", type=int, required=True, help="Fold to run (0-based, as in the split).")
-def crossval(sample, sc_path, st_path, split_path, outdir, methods, preset, device, seed, n_samples, fold) -> None:
+def crossval(sample, sc_path, st_path, split_path, outdir, methods, preset, device, seed, n_samples, epochs, fold) -> None:
     """Held-out-gene cross-validation, one fold: <sample>.fold<K>.predictions.h5ad.
 
     The fold's genes are removed from the ST input (re-normalized from the training genes'
@@ -41,7 +47,7 @@ def crossval(sample, sc_path, st_path, split_path, outdir, methods, preset, devi
     from causalged.evaluation.evaluate import crossval_fold, parse_methods
 
     path = crossval_fold(sample, sc_path, st_path, split_path, fold, outdir, methods=parse_methods(methods), seed=seed,
-                         n_samples=n_samples, preset=preset, device=device)
+                         n_samples=n_samples, preset=preset, device=device, overrides=model_overrides(epochs))
     click.echo(str(path))
 
 
@@ -54,13 +60,13 @@ def crossval(sample, sc_path, st_path, split_path, outdir, methods, preset, devi
               help="paper-inpainting ADDS the public code's masked-inpainting scores (most true values written back) with their noise control, labelled; held-out scores are always written.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 @click.argument("more_predictions", nargs=-1, type=EXISTING)
-def evaluate(sample, sc_path, st_path, split_path, outdir, methods, preset, device, seed, n_samples, predictions, metric_set, protocol, no_figures, more_predictions) -> None:
+def evaluate(sample, sc_path, st_path, split_path, outdir, methods, preset, device, seed, n_samples, epochs, predictions, metric_set, protocol, no_figures, more_predictions) -> None:
     """Score cross-validated predictions: metrics.csv, held-out predictions, trust, figures."""
     from causalged.evaluation.evaluate import evaluate_sample
 
     paths = evaluate_sample(sample, sc_path, st_path, split_path, outdir, predictions=[*predictions, *more_predictions], methods=methods,
                             metric_set=metric_set, protocol=protocol, seed=seed, n_samples=n_samples, preset=preset, device=device,
-                            make_figures=not no_figures)
+                            make_figures=not no_figures, overrides=model_overrides(epochs))
     for key, path in paths.items():
         click.echo(f"{key}\t{path}")
 
@@ -87,7 +93,7 @@ def benchmark(datasets, output, methods, seeds, slow_seeds, n_folds, n_samples, 
     from causalged.evaluation.evaluate import parse_methods
 
     chosen = list(datasets) or default_datasets(Path(__file__).resolve().parents[2])
-    overrides = {m: {"epochs": model_epochs} for m in MODEL_METHODS} if model_epochs else None
+    overrides = model_overrides(model_epochs)
     ctx = click.get_current_context()
     given = [f"--{k.replace('_', '-')} {v}" for k, v in ctx.params.items() if k != "datasets" and ctx.get_parameter_source(k).name == "COMMANDLINE"]
     command = " ".join(["causalged benchmark", *datasets, *given])

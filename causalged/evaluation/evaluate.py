@@ -88,6 +88,7 @@ def evaluate_sample(
     preset: str = "cpu",
     device: str = "auto",
     make_figures: bool = True,
+    overrides: dict | None = None,
 ) -> dict[str, Path]:
     """Gather fold files (or run every fold), score, and write every evaluation output."""
     if protocol not in PROTOCOLS:
@@ -101,7 +102,8 @@ def evaluate_sample(
             raise InputError(bad[0], "not a fold predictions file (no uns['causalged_crossval'])", "pass the <sample>.fold<K>.predictions.h5ad files written by `causalged crossval`")
     else:
         chosen = parse_methods(methods)
-        folds = [run_fold(sc_data, st_data, split, k, methods=chosen, seed=seed, n_samples=n_samples, preset=preset, device=device) for k in range(len(split["folds"]))]
+        folds = [run_fold(sc_data, st_data, split, k, methods=chosen, seed=seed, n_samples=n_samples, preset=preset, device=device, overrides=overrides)
+                 for k in range(len(split["folds"]))]
     done = sorted(int(a.uns["causalged_crossval"]["fold"]) for a in folds)
     if done != list(range(len(split["folds"]))):
         log.warning("%s: only folds %s of %d evaluated; scores cover those genes only", sample, done, len(split["folds"]))
