@@ -97,7 +97,9 @@ def sample_commands(sample: Sample, outdir: Path, params: RunParams, n_folds: in
     commands = []
     trust = []
     if params.evaluate:
-        commands += [(f"crossval fold {k}", ["crossval", *inputs, *split, "--fold", str(k), "--methods", params.eval_methods, *model_opts, "--outdir", str(d["crossval"])])
+        # the production method is always cross-validated, so its imputed genes get an expected accuracy
+        methods = ",".join(dict.fromkeys([params.method, *params.eval_methods.split(",")]))
+        commands += [(f"crossval fold {k}", ["crossval", *inputs, *split, "--fold", str(k), "--methods", methods, *model_opts, "--outdir", str(d["crossval"])])
                      for k in range(n_folds)]
         predictions = [str(d["crossval"] / f"{s}.fold{k}.predictions.h5ad") for k in range(n_folds)]
         commands.append(("evaluate", ["evaluate", *inputs, *split, "--outdir", str(d["evaluate"]), *predictions]))

@@ -128,7 +128,9 @@ def test_cli_evaluate_runs_folds_itself_with_figures(tiny, tmp_path):
     for name in ("metrics_boxplot", "spatial_maps", "umap", "gene_distance"):
         assert (tmp_path / "figures" / f"tiny.{name}_mqc.png").stat().st_size > 1000
     trust = pd.read_csv(tmp_path / "tiny.gene_trust.csv")
-    assert trust.loc[trust.kind == "panel", "coverage_90"].between(0, 1).all()
+    assert set(trust.method) == {"knn", "knn_ridge_blend"}  # trust for every evaluated method
+    assert trust.loc[(trust.kind == "panel") & (trust.method == "knn_ridge_blend"), "coverage_90"].between(0, 1).all()
+    assert trust.loc[trust.method == "knn", "coverage_90"].isna().all()  # no samples, no interval
 
 
 def test_bad_fold_is_a_clear_input_error(tiny, tmp_path):

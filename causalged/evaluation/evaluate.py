@@ -115,8 +115,12 @@ def evaluate_sample(
     metrics = score_predictions(combined, metric_set=metric_set, protocol=protocol, seed=seed)
     summary = summarize(metrics)
     default = combined.uns["default_method"] if combined.uns["default_method"] in combined.uns["causalged_crossval"]["methods"] else combined.uns["causalged_crossval"]["methods"][0]
-    trust, trust_summary = trust_table(sc_data, combined, metrics, method=default, target_genes=list(split.get("target_genes", [])))
-    combined.uns["trust_summary"] = trust_summary
+    # Trust for every evaluated method, so whichever one the production branch uses finds its rows.
+    trusts = {m: trust_table(sc_data, combined, metrics, method=m, target_genes=list(split.get("target_genes", [])))
+              for m in combined.uns["causalged_crossval"]["methods"]}
+    trust = pd.concat([table for table, _ in trusts.values()], ignore_index=True)
+    trust_summaries = [summary for _, summary in trusts.values()]
+    combined.uns["trust_summary"] = trusts[default][1]
 
     out = {
         "metrics": outdir / f"{sample}.metrics.csv",
@@ -140,7 +144,7 @@ def evaluate_sample(
         f"AS = mean rank over the 4 metrics within one protocol/truth (higher is better). Default method: {default}.",
     )
     report.write_mqc_table(
-        mqc_trust(sample, trust_summary), out["trust_mqc"], section_id="causalged_trust", section_name="Per-gene trust and calibration",
+        mqc_trust(sample, trust_summaries), out["trust_mqc"], section_id="causalged_trust", section_name="Per-gene trust and calibration",
         description="Does the expected accuracy track the cross-validated PCC of panel genes (each estimated from the others), and how often "
         "does the true value fall in the 5-95% interval of the samples (nominal 0.90)? Measured on held-out panel genes.",
     )
@@ -156,8 +160,9 @@ def mqc_summary(sample: str, summary: pd.DataFrame) -> pd.DataFrame:
     return table[cols].round(4)
 
 
-def mqc_trust(sample: str, trust_summary: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"Sample": sample, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in trust_summary.items()}}])
+def mqc_trust(sample: str, trust_summaries: Sequence[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"Sample": f"{sample} | {s['method']}", **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}}
+                         for s in trust_summaries])
 
 
 def write_figures(sample: str, combined: ad.AnnData, metrics: pd.DataFrame, *, outdir: Path, method: str, seed: int = 0) -> dict[str, Path]:
