@@ -62,17 +62,36 @@ class ScaleMap:
     the floor of a log1p scale. Correlation-type metrics ignore this; SSIM and JS do not.
     """
 
+    EPS = 1e-6
+
     def fit(self, sc_train: np.ndarray, st_train: np.ndarray) -> "ScaleMap":
-        eps = 1e-6
-        self.mean_coef_ = _line(np.log(sc_train.mean(axis=0) + eps), np.log(st_train.mean(axis=0) + eps))
-        self.sd_coef_ = _line(np.log(sc_train.std(axis=0) + eps), np.log(st_train.std(axis=0) + eps))
+        return self.fit_moments(sc_train.mean(axis=0), sc_train.std(axis=0), st_train.mean(axis=0), st_train.std(axis=0))
+
+    def fit_moments(self, sc_mean, sc_sd, st_mean, st_sd) -> "ScaleMap":
+        """Fit from per-gene moments (for callers that never hold the whole matrices)."""
+        self.mean_coef_ = _line(np.log(np.asarray(sc_mean) + self.EPS), np.log(np.asarray(st_mean) + self.EPS))
+        self.sd_coef_ = _line(np.log(np.asarray(sc_sd) + self.EPS), np.log(np.asarray(st_sd) + self.EPS))
         return self
 
     def moments(self, sc_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        eps = 1e-6
-        mean = np.exp(np.polyval(self.mean_coef_, np.log(sc_target.mean(axis=0) + eps)))
-        sd = np.exp(np.polyval(self.sd_coef_, np.log(sc_target.std(axis=0) + eps)))
+        return self.predict_moments(sc_target.mean(axis=0), sc_target.std(axis=0))
+
+    def predict_moments(self, sc_mean, sc_sd) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted ST mean and SD of genes with these scRNA-seq moments."""
+        mean = np.exp(np.polyval(self.mean_coef_, np.log(np.asarray(sc_mean) + self.EPS)))
+        sd = np.exp(np.polyval(self.sd_coef_, np.log(np.asarray(sc_sd) + self.EPS)))
         return mean, sd
+
+    @property
+    def coef(self) -> np.ndarray:
+        """(2, 2) array [mean line, SD line] for saving; :meth:`from_coef` restores it."""
+        return np.vstack([self.mean_coef_, self.sd_coef_])
+
+    @classmethod
+    def from_coef(cls, coef: np.ndarray) -> "ScaleMap":
+        scale = cls()
+        scale.mean_coef_, scale.sd_coef_ = np.asarray(coef[0]), np.asarray(coef[1])
+        return scale
 
     def to_st(self, pattern: np.ndarray, sc_target: np.ndarray) -> np.ndarray:
         """Spots x genes pattern (any scale) -> ST log-normalized scale."""

@@ -72,25 +72,3 @@ def standardize_genes(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     std = matrix.std(axis=1)
     std = np.where(std > 1e-6, std, 1.0)
     return ((matrix - mean[:, None]) / std[:, None]).astype(np.float32), mean.astype(np.float32), std.astype(np.float32)
-
-
-def fit_levels(sc_mean: np.ndarray, sc_std: np.ndarray, st_mean: np.ndarray, st_std: np.ndarray) -> np.ndarray:
-    """Least squares for a gene's ST mean and log-std from its scRNA-seq mean and log-std.
-
-    Returns a (2, 3) coefficient matrix [intercept, sc mean, sc log-std] per target (mean, log-std);
-    used to put generated z-scored patterns back on the ST log-normalized scale.
-    """
-    design = _level_design(sc_mean, sc_std)
-    targets = np.column_stack([st_mean, np.log(st_std)])
-    ridge = 1e-3 * np.eye(design.shape[1])
-    return np.linalg.solve(design.T @ design + ridge, design.T @ targets).T.astype(np.float64)
-
-
-def predict_levels(coef: np.ndarray, sc_mean: np.ndarray, sc_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ST mean, ST std) per gene from the coefficients of :func:`fit_levels`."""
-    out = _level_design(sc_mean, sc_std) @ coef.T
-    return np.maximum(out[:, 0], 0.0), np.exp(out[:, 1])
-
-
-def _level_design(sc_mean: np.ndarray, sc_std: np.ndarray) -> np.ndarray:
-    return np.column_stack([np.ones_like(sc_mean, dtype=np.float64), sc_mean, np.log(sc_std)])

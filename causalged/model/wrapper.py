@@ -19,7 +19,7 @@ Presets (any key can be overridden as a keyword argument):
 Inputs are z-scored per gene (over spots, over cells) before the encoder, so the model learns
 spatial patterns rather than expression levels, which differ far more between genes; a
 gene's ST mean and spread are put back with a least-squares map from its scRNA-seq mean and
-log-spread fitted on the training genes (``data.fit_levels``). Imputed values are clipped at 0.
+spread fitted on the training genes (``methods.base.ScaleMap``, shared with the baselines). Imputed values are clipped at 0.
 
 Scale. The encoder heads are ``Linear(n_spots, enc_hidden)`` and ``Linear(min(n_cells,
 max_cells), enc_hidden)``; a reference with more than ``max_cells`` (4096) cells is pooled
@@ -47,7 +47,8 @@ import scipy.sparse as sp
 import torch
 
 from causalged.io import atomic_write, write_csv_atomic, write_json_atomic
-from causalged.model.data import check_shapes, fit_levels, genes_by_cells, genes_by_spots, metacell_groups, predict_levels, standardize_genes
+from causalged.methods.base import ScaleMap
+from causalged.model.data import check_shapes, genes_by_cells, genes_by_spots, metacell_groups, standardize_genes
 from causalged.model.module import CausalGeDModule
 from causalged.model.training import CHECKPOINT_NAME, GeneSet, TrainSettings, auto_batch_size, fit, resolve_device
 
@@ -98,7 +99,7 @@ class CausalGeD:
         self.n_columns = min(self.config["n_cells"], self.config["max_cells"])  # width of the e2 head
         self.module = self._build()
         self.cell_groups: np.ndarray | None = None
-        self.levels: np.ndarray | None = None  # ST mean / log-std from scRNA-seq mean / log-std (data.fit_levels)
+        self.levels: ScaleMap | None = None  # a gene's ST mean / SD from its scRNA-seq mean / SD
         self.history: pd.DataFrame | None = None
         self.train_info: dict[str, Any] = {}
         self.data_info: dict[str, Any] = {}  # free-form record saved with the model (the CLI stores gene lists here)
@@ -162,7 +163,7 @@ class CausalGeD:
             sc_val, st_val, sc_train, st_train = sc_train[:, held], st_train[:, held], sc_train[:, kept], st_train[:, kept]
         self.cell_groups = metacell_groups(sc_train, self.n_columns, seed=seed)
         train, levels = self._gene_set(sc_train, st_train)
-        self.levels = fit_levels(*levels)
+        self.levels = ScaleMap().fit_moments(*levels)
         val = self._gene_set(sc_val, st_val)[0] if sc_val is not None and st_val is not None and sc_val.shape[1] else None
         has_checkpoint = resume and checkpoint_dir is not None and (Path(checkpoint_dir) / CHECKPOINT_NAME).exists()
         if not has_checkpoint:
@@ -237,7 +238,7 @@ class CausalGeD:
             cond = module.condition_latent(torch.from_numpy(z_sc).to(device)).repeat_interleave(n_samples, dim=0)
             z = module.sample_latents(cond, sampler=sampler, steps=steps, mode=mode, n_groups=n_groups, generator=generator)
             pattern = module.decode(z).float().view(stop - start, n_samples, n_spots).cpu().numpy()
-            st_mean, st_std = predict_levels(self.levels, sc_mean, sc_std)
+            st_mean, st_std = self.levels.predict_moments(sc_mean, sc_std)
             values = np.maximum(pattern * st_std[:, None, None] + st_mean[:, None, None], 0.0)
             samples[:, :, start:stop] = values.transpose(1, 2, 0)
         return samples.mean(axis=0), samples
@@ -250,7 +251,7 @@ class CausalGeD:
         payload = {
             "module": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
             "cell_groups": None if self.cell_groups is None else torch.from_numpy(self.cell_groups),
-            "levels": torch.from_numpy(self.levels),
+            "levels": torch.from_numpy(self.levels.coef),
         }
         atomic_write(dirpath / WEIGHTS_NAME, lambda tmp: torch.save(payload, tmp))
         if self.history is not None:
@@ -269,7 +270,7 @@ class CausalGeD:
         model.module.load_state_dict(payload["module"])
         model.module.to(resolve_device(device))
         model.cell_groups = None if payload["cell_groups"] is None else payload["cell_groups"].numpy()
-        model.levels = payload["levels"].numpy()
+        model.levels = ScaleMap.from_coef(payload["levels"].numpy())
         model.train_info = saved.get("training", {})
         model.data_info = saved.get("data", {})
         if (dirpath / LOG_NAME).exists():
