@@ -77,7 +77,7 @@ def handle = { request ->
         task.bindings.each { name, value ->
             scope[name] = (value instanceof List && name != 'meta') ? new StagedFiles(value) : value
         }
-        scope.task = [process: task.process, ext: ext[task.ext_of] ?: [:], attempt: 1, accelerator: null]
+        scope.task = [process: task.process, ext: ext[task.ext_of] ?: [:], attempt: 1, cpus: 2, accelerator: null]
         scope.workflow = [manifest: [version: request.manifest_version ?: '0.0.0'], launchDir: request.project_dir]
         scope.params = params
         def text = evaluateIn(task.section, scope)

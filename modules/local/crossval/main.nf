@@ -12,6 +12,9 @@ process CROSSVALIDATE {
     script:
     def args = task.ext.args ?: ''
     """
+    # torch uses as many threads as the task has CPUs, not as the node has cores
+    export OMP_NUM_THREADS=${task.cpus}
+
     causalged-crossval \\
         --sample ${meta.id} \\
         --sc ${sc} \\

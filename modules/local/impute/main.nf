@@ -13,6 +13,9 @@ process IMPUTE {
     def args = task.ext.args ?: ''
     def trust_arg = trust ? "--trust ${trust}" : ''
     """
+    # torch uses as many threads as the task has CPUs, not as the node has cores
+    export OMP_NUM_THREADS=${task.cpus}
+
     causalged-impute \\
         --sample ${meta.id} \\
         --model ${model} \\

@@ -13,6 +13,9 @@ process TRAIN {
     script:
     def args = task.ext.args ?: ''
     """
+    # torch uses as many threads as the task has CPUs, not as the node has cores
+    export OMP_NUM_THREADS=${task.cpus}
+
     causalged-train \\
         --sample ${meta.id} \\
         --sc ${sc} \\
