@@ -109,12 +109,12 @@ def placeholder_render(procs, renderer) -> dict:
 
 
 def command_tokens(script: str) -> list[str]:
-    """The first command of a rendered script, continuation lines joined, as argv."""
+    """The step's command in a rendered script (the first causalged-* line, continuations joined), as argv."""
     joined = re.sub(r"\\\n", " ", script)
     for line in joined.splitlines():
-        if line.strip():
+        if line.strip().startswith("causalged-"):
             return shlex.split(line)
-    raise AssertionError(f"empty script:\n{script}")
+    raise AssertionError(f"no causalged-* command in the script:\n{script}")
 
 
 def cli_command(tokens: list[str]):
