@@ -24,7 +24,8 @@ demo: setup
 	$(BIN)/causalged run --demo --outdir $(OUT)
 
 benchmark: setup
-	$(BIN)/causalged benchmark --output docs/benchmarks.md
+	$(BIN)/causalged benchmark --output docs/benchmarks.md --model-epochs 40
+	$(BIN)/python benchmarks/paper_protocol.py
 	$(BIN)/python benchmarks/speed.py
 
 clean:
