@@ -145,13 +145,20 @@ def report(outdir: Path, title: str, config: Path | None) -> None:
 @click.option("--eval-methods", default=None, help="Comma-separated methods compared by cross-validation (default: the fixed method set).")
 @click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True, help="Model size preset for the diffusion model.")
 @click.option("--epochs", type=int, default=None, help="Override the preset's training epochs.")
+@click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default="ddim", show_default=True,
+              help="Diffusion models, in cross-validation and impute: ddim (deterministic, --steps steps) or ddpm (ancestral).")
+@click.option("--steps", type=int, default=50, show_default=True, help="Diffusion sampling steps (ddpm with --steps 0: all T).")
+@click.option("--mode", type=click.Choice(["one_group", "autoregressive"]), default=None,
+              help="Diffusion models: all latent tokens at once, or group by group (default: the method's own, autoregressive "
+                   "for causalged_ar, else one_group; causalged_nomask is always sampled in one group).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--n-folds", type=int, default=None, help="Cross-validation folds over the shared genes [default: 10; 5 with --demo].")
 @click.option("--top-fraction", type=float, default=0.25, show_default=True)
 @click.option("--case-insensitive", is_flag=True, help="Match gene names ignoring capitalisation.")
 @click.option("--skip-evaluation", is_flag=True, help="Only impute; skip the held-out-gene cross-validation.")
-def run(input_path, demo, outdir, method, eval_methods, preset, epochs, device, seed, n_folds, top_fraction, case_insensitive, skip_evaluation) -> None:
+def run(input_path, demo, outdir, method, eval_methods, preset, epochs, sampler, steps, mode, device, seed, n_folds, top_fraction,
+        case_insensitive, skip_evaluation) -> None:
     """Run the whole pipeline on this machine (no Nextflow), ending with the MultiQC report."""
     from causalged.pipeline import RunParams, run_pipeline
 
@@ -163,8 +170,8 @@ def run(input_path, demo, outdir, method, eval_methods, preset, epochs, device, 
         input_path = write_demo(outdir / "demo_data", name="demo", size="demo", seed=seed)["samplesheet"]
     if n_folds is None:
         n_folds = 5 if demo else 10  # the demo finishes in minutes on 2 cores
-    params = RunParams(method=method, preset=preset, epochs=epochs, device=device, seed=seed, n_folds=n_folds,
-                       top_fraction=top_fraction, case_insensitive=case_insensitive, evaluate=not skip_evaluation)
+    params = RunParams(method=method, preset=preset, epochs=epochs, sampler=sampler, steps=steps, mode=mode, device=device, seed=seed,
+                       n_folds=n_folds, top_fraction=top_fraction, case_insensitive=case_insensitive, evaluate=not skip_evaluation)
     if eval_methods:
         params.eval_methods = eval_methods
     report_path = run_pipeline(input_path, outdir, params)

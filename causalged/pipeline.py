@@ -42,6 +42,9 @@ class RunParams:
     min_genes_spot: int = 1
     case_insensitive: bool = False
     n_samples: int = 8
+    sampler: str = "ddim"
+    steps: int = 50
+    mode: str | None = None
     evaluate: bool = True
 
 
@@ -80,6 +83,8 @@ def sample_commands(sample: Sample, outdir: Path, params: RunParams, n_folds: in
     model_opts = ["--preset", params.preset, "--device", params.device, "--seed", str(params.seed)]
     if params.epochs:
         model_opts += ["--epochs", str(params.epochs)]
+    # cross-validation samples the diffusion models as impute will, so its scores are the production ones
+    sampling_opts = ["--sampler", params.sampler, "--steps", str(params.steps), *(["--mode", params.mode] if params.mode else [])]
     if n_folds is None:
         qc = ["qc", "--sample", s, "--sc", str(sample.sc), "--st", str(sample.st), "--outdir", str(d["qc"]),
               "--min-genes-cell", str(params.min_genes_cell), "--min-genes-spot", str(params.min_genes_spot)]
@@ -99,7 +104,7 @@ def sample_commands(sample: Sample, outdir: Path, params: RunParams, n_folds: in
     if params.evaluate:
         # the production method is always cross-validated, so its imputed genes get an expected accuracy
         methods = ",".join(dict.fromkeys([params.method, *params.eval_methods.split(",")]))
-        commands += [(f"crossval fold {k}", ["crossval", *inputs, *split, "--fold", str(k), "--methods", methods, *model_opts, "--outdir", str(d["crossval"])])
+        commands += [(f"crossval fold {k}", ["crossval", *inputs, *split, "--fold", str(k), "--methods", methods, *model_opts, *sampling_opts, "--outdir", str(d["crossval"])])
                      for k in range(n_folds)]
         predictions = [str(d["crossval"] / f"{s}.fold{k}.predictions.h5ad") for k in range(n_folds)]
         commands.append(("evaluate", ["evaluate", *inputs, *split, "--outdir", str(d["evaluate"]), *predictions]))
@@ -107,7 +112,7 @@ def sample_commands(sample: Sample, outdir: Path, params: RunParams, n_folds: in
     commands += [
         ("train", ["train", *inputs, *split, "--outdir", str(d["train"]), "--method", params.method, *model_opts]),
         ("impute", ["impute", *inputs, "--model", str(d["train"] / f"{s}.model"), "--outdir", str(d["impute"]),
-                    "--n-samples", str(params.n_samples), "--seed", str(params.seed), *trust]),
+                    "--n-samples", str(params.n_samples), "--seed", str(params.seed), *sampling_opts, *trust]),
     ]
     return commands
 

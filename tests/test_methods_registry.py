@@ -9,7 +9,7 @@ from causalged.methods import DEFAULT_METHOD, METHODS, get_imputer
 from causalged.methods.base import ScaleMap, renormalize_log
 from causalged.methods.kernel_ridge import gene_kernel, gene_features, loo_predictions
 
-FAST = ["knn", "kernel_ridge", "kernel_ridge_rbf", "spot_depth", "knn_ridge_blend", "tangram"]
+FAST = ["knn", "kernel_ridge", "kernel_ridge_rbf", "spot_depth", "mean_map", "knn_ridge_blend", "tangram"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,8 @@ def arrays():
 
 def test_registry_names():
     assert DEFAULT_METHOD == "knn_ridge_blend" and METHODS[0] == DEFAULT_METHOD
-    assert {"knn", "tangram", "kernel_ridge", "spot_depth", "causalged", "causalged_nomask", "knn_ridge_blend"} <= set(METHODS)
+    assert {"knn", "tangram", "kernel_ridge", "spot_depth", "mean_map", "causalged", "causalged_ar", "causalged_nomask", "causalged_plus",
+            "knn_ridge_blend"} <= set(METHODS)
     with pytest.raises(ValueError, match="unknown imputation method"):
         get_imputer("magic")
 
@@ -99,8 +100,18 @@ def test_scale_map_recovers_a_linear_relation():
 
 def test_model_adapters_wrap_causalged(arrays):
     pytest.importorskip("causalged.model")
-    for name in ("causalged", "causalged_nomask"):
+    for name in ("causalged", "causalged_nomask", "causalged_plus"):
         imputer = get_imputer(name, epochs=2, device="cpu", n_samples=2, steps=5).fit(arrays["sc_train"], arrays["st_train"])
         pred, samples = imputer.predict_with_samples(arrays["sc_target"], n_samples=2, seed=0)
         assert pred.shape == arrays["truth"].shape and samples.shape == (2, *arrays["truth"].shape)
-        assert imputer.info_["causal_mask"] is (name == "causalged")
+        assert imputer.info_["causal_mask"] is (name != "causalged_nomask")
+        assert imputer.info_["faithful"] is (name != "causalged_plus") and imputer.info_["design"] == name
+
+
+def test_mean_map_is_one_map_on_each_genes_scale(arrays):
+    pred = get_imputer("mean_map").fit(arrays["sc_train"], arrays["st_train"]).predict(arrays["sc_target"])
+    corr = np.corrcoef(pred.T)
+    assert corr.min() > 0.98  # the same pattern for every gene (up to the clip at 0)
+    expected_mean, _ = ScaleMap().fit(arrays["sc_train"], arrays["st_train"]).moments(arrays["sc_target"])
+    assert not np.allclose(pred.mean(0), pred.mean(0)[0])  # ... on each gene's own scale
+    assert np.corrcoef(pred.mean(0), expected_mean)[0, 1] > 0.9

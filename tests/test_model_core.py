@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from causalged.model.diffusion import GaussianDiffusion, cosine_schedule, noise_loss, spaced_timesteps
+from causalged.model.diffusion import GaussianDiffusion, cosine_schedule, target_loss, spaced_timesteps
 from causalged.model.masks import ar_group_sizes, attention_mask, group_count_probabilities, paper_mask
 from causalged.model.module import CausalGeDModule
 
@@ -91,23 +91,40 @@ def test_ddim_steps_are_evenly_spaced_and_visited():
     assert len(visited) == 200
 
 
-def test_sampler_recovers_known_sample_with_oracle_noise():
-    diffusion = GaussianDiffusion(500)
+@pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
+def test_sampler_recovers_known_sample_with_an_oracle(prediction):
+    """Whatever the target, an exact network output leads every sampler back to the sample."""
+    diffusion = GaussianDiffusion(500, prediction=prediction)
     x0 = torch.randn(4, 6)
     abar = diffusion.alphas_cumprod
 
     def oracle(x, t):
-        return (x - abar[t].sqrt() * x0) / (1 - abar[t]).sqrt()
+        eps = (x - abar[t].sqrt() * x0) / (1 - abar[t]).sqrt()
+        return diffusion.target(x0, torch.tensor([t]), eps.float()) if prediction != "eps" else eps
 
     for sampler, steps in (("ddim", 20), ("ddpm", 167)):
-        out = diffusion.sample(oracle, x0.shape, sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(1))
+        out = diffusion.sample(oracle, x0.shape, sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(1), clip=10.0)
         assert torch.allclose(out.double(), x0.double(), atol=1e-4)
+        assert diffusion.last_clipped_fraction == 0.0
 
 
-def test_noise_loss_weights_change_emphasis_not_scale():
+def test_v_prediction_does_not_amplify_errors_at_low_snr():
+    """At the first sampling step (alpha-bar ~ 6e-10) an output error of 0.01 moves the clean
+    estimate by about 4e4 x 0.01 under noise prediction, by at most 0.01 under v-prediction."""
+    x = torch.randn(3, 5)
+    a_t = float(GaussianDiffusion(2000).alphas_cumprod[-1])
+    error = torch.full_like(x, 0.01)
+    for prediction, bound in (("eps", 100.0), ("v", 0.011)):
+        diffusion = GaussianDiffusion(2000, prediction=prediction)
+        out = torch.zeros_like(x)
+        shift = (diffusion.split_output(out + error, x, a_t)[0] - diffusion.split_output(out, x, a_t)[0]).abs().max()
+        assert (shift > bound) if prediction == "eps" else (shift < bound)
+
+
+def test_target_loss_weights_change_emphasis_not_scale():
     pred, target = torch.zeros(2, 4, 3), torch.ones(2, 4, 3)
-    plain = noise_loss(pred, target)
-    weighted = noise_loss(pred, target, weights=torch.linspace(2.0, 1.0, 4))
+    plain = target_loss(pred, target)
+    weighted = target_loss(pred, target, weights=torch.linspace(2.0, 1.0, 4))
     assert torch.isclose(plain, weighted)
 
 

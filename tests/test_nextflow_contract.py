@@ -168,6 +168,24 @@ def _create_inputs(command, args: list[str]):
                 Path(token).mkdir(exist_ok=True)
 
 
+@pytest.mark.parametrize("name", ["IMPUTE", "CROSSVALIDATE"])
+@pytest.mark.parametrize("block, expected", [
+    ("", {"sampler": "ddim", "steps": 50, "mode": None}),
+    ("sampler = 'ddpm'\nsampling_steps = 20\ninference_mode = 'autoregressive'", {"sampler": "ddpm", "steps": 20, "mode": "autoregressive"}),
+], ids=["defaults", "given"])
+def test_sampling_params_reach_the_command(name, block, expected, procs, renderer, tmp_path, monkeypatch):
+    """--sampler, --sampling_steps and --inference_mode arrive in impute and crossval as the CLI reads them."""
+    proc = procs[name]
+    request = _render_request(procs, [_task(proc, name, "script", _placeholder_bindings(proc, {**META, "fold": 0, "n_folds": 2}))])
+    request["params_blocks"].append(block)
+    tokens = command_tokens(renderer.render(request)["tasks"][name]["text"])
+    step, command = cli_command(tokens)
+    monkeypatch.chdir(tmp_path)
+    _create_inputs(command, tokens[1:])
+    given = command.make_context(f"causalged-{step}", tokens[1:]).params
+    assert {k: given[k] for k in expected} == expected
+
+
 def test_versions_are_recorded_by_every_script(placeholder_render, procs):
     for name in procs:
         text = placeholder_render["tasks"][f"{name}:script"]["text"]

@@ -231,6 +231,19 @@ def test_method_choices_match_the_cli():
     assert set(_schema_params()["method"]["enum"]) == set(METHODS)
 
 
+def test_sampling_params_match_the_cli():
+    """The diffusion sampling params offer what `causalged impute` and `crossval` accept."""
+    from causalged.evaluation.cli import crossval
+    from causalged.model.cli import impute
+
+    schema = _schema_params()
+    for command in (impute, crossval):
+        options = {p.name: p for p in command.params}
+        assert set(schema["sampler"]["enum"]) == set(options["sampler"].type.choices)
+        assert set(schema["inference_mode"]["enum"]) == set(options["mode"].type.choices)
+    assert schema["sampling_steps"]["type"] == "integer" and schema["sampling_steps"]["minimum"] == 0
+
+
 @pytest.mark.parametrize("sheet", ["assets/samplesheet.csv", "tests/data/samplesheet_test.csv"])
 def test_samplesheets_match_the_input_schema(sheet):
     schema = json.loads(_text("assets/schema_input.json"))

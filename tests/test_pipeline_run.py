@@ -70,3 +70,74 @@ def test_multiqc_report_has_the_sections(run_dir):
 def test_run_needs_exactly_one_input(tmp_path):
     result = CliRunner().invoke(cli, ["run", "--outdir", str(tmp_path)])
     assert result.exit_code == 2 and "exactly one of --input" in result.output
+
+
+# ----------------------------------------------------------------------------- diffusion sampling options
+
+SAMPLING = {"sampler": "ddpm", "steps": 20, "mode": "autoregressive"}
+
+
+def _option_pairs(args: list[str]) -> set[tuple[str, str]]:
+    return set(zip(args, args[1:]))
+
+
+@pytest.mark.parametrize("step", ["crossval", "evaluate", "impute", "run"])
+def test_every_step_that_samples_takes_the_sampling_options(step):
+    """impute's --sampler/--steps/--mode are on every command that samples a diffusion model."""
+    result = CliRunner().invoke(cli, [step, "--help"])
+    assert result.exit_code == 0, result.output
+    for option in ("--sampler [ddim|ddpm]", "--steps INTEGER", "--mode [one_group|autoregressive]"):
+        assert option in result.output, f"`causalged {step}` lost {option.split()[0]}"
+
+
+def test_model_overrides_carry_the_sampling_to_every_diffusion_method():
+    from causalged.evaluation.cli import model_overrides
+    from causalged.methods import MODEL_METHODS
+
+    overrides = model_overrides(3, "ddpm", 0, "autoregressive")
+    assert set(overrides) == set(MODEL_METHODS)
+    for method, settings in overrides.items():
+        mode = "one_group" if method == "causalged_nomask" else "autoregressive"  # no causal mask, no group-by-group sampling
+        assert settings == {"sampler": "ddpm", "steps": None, "mode": mode, "epochs": 3}, method
+    assert model_overrides(None)["causalged"] == {"sampler": "ddim", "steps": 50, "mode": None}  # what benchmark gets
+
+
+def test_imputers_receive_the_overrides():
+    """The cross-validation route builds each diffusion imputer with the sampling asked for (mode None: its own)."""
+    from causalged.evaluation.cli import model_overrides
+    from causalged.evaluation.crossval import method_params
+    from causalged.methods import MODEL_METHODS, get_imputer
+
+    for mode in (None, "autoregressive"):
+        overrides = model_overrides(None, "ddpm", 20, mode)
+        for method in MODEL_METHODS:
+            params = get_imputer(method, **method_params(method, seed=0, overrides=overrides)).params
+            assert (params["sampler"], params["steps"]) == ("ddpm", 20), method
+            own = get_imputer(method).params["mode"]
+            assert params["mode"] == (own if mode is None or method == "causalged_nomask" else mode), method
+
+
+def test_run_passes_the_sampling_to_crossval_and_impute(tmp_path):
+    from causalged.pipeline import RunParams, sample_commands
+    from causalged.samplesheet import Sample
+
+    sample = Sample(id="s", sc=tmp_path / "sc.h5ad", st=tmp_path / "st.h5ad")
+    commands = dict(sample_commands(sample, tmp_path, RunParams(**SAMPLING), n_folds=2))
+    expected = {("--sampler", "ddpm"), ("--steps", "20"), ("--mode", "autoregressive")}
+    for name in ("crossval fold 0", "crossval fold 1", "impute"):
+        assert expected <= _option_pairs(commands[name]), name
+    default = dict(sample_commands(sample, tmp_path, RunParams(), n_folds=2))
+    assert "--mode" not in default["impute"]  # each method samples in its own mode
+
+
+def test_run_command_line_reaches_run_params(tmp_path, monkeypatch):
+    import causalged.pipeline
+
+    seen = {}
+    monkeypatch.setattr(causalged.pipeline, "run_pipeline", lambda sheet, outdir, params: seen.setdefault("params", params))
+    sheet = tmp_path / "sheet.csv"
+    sheet.touch()
+    args = ["run", "--input", str(sheet), "--outdir", str(tmp_path), "--sampler", "ddpm", "--steps", "20", "--mode", "autoregressive"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert {k: getattr(seen["params"], k) for k in SAMPLING} == SAMPLING

@@ -82,10 +82,21 @@ def method_params(name: str, *, seed: int, preset: str = "cpu", device: str = "a
     return params
 
 
-def fit_predict(name: str, inputs: dict[str, Any], *, params: dict[str, Any], n_samples: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """Fit one method on a fold's training genes; predict the held-out genes (and samples)."""
+def fit_predict(name: str, inputs: dict[str, Any], *, params: dict[str, Any], n_samples: int = 0, seed: int = 0,
+                trained: dict | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Fit one method on a fold's training genes; predict the held-out genes (and samples).
+
+    ``trained`` (a dict kept across the methods of one fold) lets methods that train the same
+    model under different sampling settings (``causalged`` and ``causalged_ar``) share one fit.
+    """
     imputer = get_imputer(name, **params)
-    imputer.fit(inputs["sc_train"], inputs["st_train"], sc_target=inputs["sc_heldout"], st_counts=inputs["st_counts_train"])
+    key = imputer.training_key() if hasattr(imputer, "training_key") else None
+    if trained is not None and key in trained:
+        imputer.adopt_fit(trained[key])
+    else:
+        imputer.fit(inputs["sc_train"], inputs["st_train"], sc_target=inputs["sc_heldout"], st_counts=inputs["st_counts_train"])
+        if trained is not None and key is not None:
+            trained[key] = imputer
     if n_samples > 0:
         pred, samples = imputer.predict_with_samples(inputs["sc_heldout"], n_samples=n_samples, seed=seed)
     else:
@@ -125,7 +136,7 @@ def run_fold(
     out.obsm["spatial"] = np.asarray(st_data.obsm["spatial"], dtype=float)
     if inputs["truth_counts"] is not None:
         out.layers["counts"] = inputs["truth_counts"].astype(np.float32)
-    info, wall = {}, {}
+    info, wall, trained = {}, {}, {}
     for name in methods:
         start = time.perf_counter()
         params = method_params(name, seed=seed, preset=preset, device=device, overrides=overrides)
@@ -133,7 +144,7 @@ def run_fold(
             log.warning("spot_depth skipped: no raw ST counts")
             continue
         k = n_samples if name in uncertainty_methods else 0
-        pred, samples, info[name] = fit_predict(name, inputs, params=params, n_samples=k, seed=seed)
+        pred, samples, info[name] = fit_predict(name, inputs, params=params, n_samples=k, seed=seed, trained=trained)
         out.layers[name] = pred
         if samples is not None:
             out.layers[name + INTERVAL_SUFFIXES[0]] = np.quantile(samples, 0.05, axis=0).astype(np.float32)

@@ -3,7 +3,11 @@
 ``get_imputer(name, **params)`` builds one by name. The default, ``knn_ridge_blend``, blends
 k nearest cells with kernel ridge over genes, its weight chosen on training genes only; it is
 the pipeline's default because it won under the held-out protocol (docs/benchmarks.md).
-``causalged`` selects the paper-faithful diffusion model.
+``causalged`` is the paper's diffusion model as published (faithful; sampled in one group),
+``causalged_ar`` the same model sampled group by group, ``causalged_nomask`` its no-mask
+twin (SpaDiT's design) and ``causalged_plus`` the faithful model plus our additions
+(methods/diffusion.py). ``mean_map`` and ``spot_depth`` are floors with no gene-specific
+knowledge: every learned method is judged against them.
 """
 
 from __future__ import annotations
@@ -21,13 +25,18 @@ _REGISTRY = {
     "kernel_ridge_rbf": ("causalged.methods.kernel_ridge", "RBFKernelRidgeImputer"),
     "tangram": ("causalged.methods.tangram", "TangramImputer"),
     "spot_depth": ("causalged.methods.spot_depth", "SpotDepthImputer"),
+    "mean_map": ("causalged.methods.mean_map", "MeanMapImputer"),
     "causalged": ("causalged.methods.diffusion", "CausalGeDImputer"),
+    "causalged_ar": ("causalged.methods.diffusion", "CausalGeDAutoregressiveImputer"),
     "causalged_nomask": ("causalged.methods.diffusion", "CausalGeDNoMaskImputer"),
+    "causalged_plus": ("causalged.methods.diffusion", "CausalGeDPlusImputer"),
 }
 #: Every method name, the default first.
 METHODS = tuple(_REGISTRY)
 #: Methods that train the diffusion model (slow on CPU).
-MODEL_METHODS = ("causalged", "causalged_nomask")
+MODEL_METHODS = ("causalged", "causalged_ar", "causalged_nomask", "causalged_plus")
+#: Floors with no gene-specific knowledge (a learned method must beat them).
+FLOOR_METHODS = ("mean_map", "spot_depth")
 
 
 def get_imputer(name: str, **params) -> Imputer:
@@ -38,4 +47,4 @@ def get_imputer(name: str, **params) -> Imputer:
     return getattr(import_module(module), cls)(**params)
 
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "MODEL_METHODS", "Imputer", "get_imputer"]
+__all__ = ["DEFAULT_METHOD", "FLOOR_METHODS", "METHODS", "MODEL_METHODS", "Imputer", "get_imputer"]

@@ -6,13 +6,14 @@ becomes C condition tokens (one linear layer). The timestep embedding is added t
 tokens only, so the condition and clean tokens never depend on the noise level: with the
 causal mask, their keys and values can be computed once and cached during sampling.
 
-With ``aligned_condition=True`` each noisy token also receives the scRNA-seq latent entries
+With ``aligned_condition=True`` (our addition, not in the paper; off in the faithful
+``causalged``, on in ``causalged_plus``) each noisy token also receives the scRNA-seq latent entries
 at its own latent index (projected like a token). The two-headed encoder puts both modalities
 in one latent space, so entry i of the scRNA-seq latent speaks about entry i of the ST latent;
 in a copy test (target latent = condition latent, 600 steps, cpu preset sizes) the
 in-context tokens alone had not learned to use the condition (x0 R^2 0.59 at t = 1000, as
 without it), the aligned path had (0.995). It touches only the noisy tokens, so the
-key/value cache stays valid. ``aligned_condition=False`` gives the in-context design alone.
+key/value cache stays valid. ``aligned_condition=False`` gives the paper's in-context design alone.
 
 With ``causal=False`` the mask and AR groups are off: every token attends to every token and
 all latent tokens are denoised together, i.e. a plain conditional diffusion transformer with
@@ -101,7 +102,7 @@ class CausalityAwareTransformer(nn.Module):
         heads: int,
         mlp_ratio: float = 4.0,
         causal: bool = True,
-        aligned_condition: bool = True,
+        aligned_condition: bool = False,
     ):
         super().__init__()
         if latent_dim % n_tokens:

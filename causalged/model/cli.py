@@ -93,7 +93,7 @@ def train_model(
     model_dir = outdir / f"{sample}.model"
     ensure_not_input(model_dir, [sc_path, st_path, split_path])
     sc_data, st_data, split = read_h5ad(sc_path, role="sc"), read_h5ad(st_path, role="st"), load_split(split_path)
-    for key in ("train", "val"):
+    for key in ("train", "val", "test"):
         _require_genes(sc_data, split[key], path=sc_path, what=key)
         _require_genes(st_data, split[key], path=st_path, what=key)
     data_info = {
@@ -102,18 +102,20 @@ def train_model(
         "st_spots": st_data.n_obs, "st_fingerprint": _fingerprint(st_data.obs_names),
         "inputs": {"sc": str(sc_path), "st": str(st_path), "split": str(split_path)},
     }
+    fit_genes = split["train"] + split["val"] + split["test"]  # production: every gene measured in both modalities
     if method in MODEL_METHODS:
+        from causalged.methods import get_imputer
         from causalged.model import CausalGeD
 
-        model = CausalGeD(st_data.n_obs, sc_data.n_obs, preset=preset, causal_mask=method == "causalged")
-        log.info("%s: training %r on %d genes (%d validation): %r", sample, method, len(split["train"]), len(split["val"]), model)
+        imputer = get_imputer(method)
+        model = CausalGeD(st_data.n_obs, sc_data.n_obs, method=imputer.design, preset=preset)
+        log.info("%s: training %r on all %d shared genes (a seeded %.0f %% of them for early stopping, then a refit on all): %r",
+                 sample, method, len(fit_genes), 100 * model.config["validation_fraction"], model)
         history = model.train(
-            sc_data[:, split["train"]].X, st_data[:, split["train"]].X,
-            sc_val=sc_data[:, split["val"]].X if split["val"] else None, st_val=st_data[:, split["val"]].X if split["val"] else None,
-            epochs=epochs, device=device, checkpoint_dir=model_dir / "checkpoints", checkpoint_every=checkpoint_every,
-            resume=resume, seed=seed, progress=progress,
+            sc_data[:, fit_genes].X, st_data[:, fit_genes].X, epochs=epochs, device=device, checkpoint_dir=model_dir / "checkpoints",
+            checkpoint_every=checkpoint_every, resume=resume, seed=seed, progress=progress, refit=True,
         )
-        model.data_info = {**data_info, "fit_genes": split["train"]}
+        model.data_info = {**data_info, "fit_genes": fit_genes, "default_mode": imputer.default_mode}
         model.save(model_dir)
         series = {}
         for phase, label in (("autoencoder", "autoencoder"), ("diffusion", "diffusion"), ("joint", "joint")):
@@ -130,7 +132,6 @@ def train_model(
         )
     else:
         params = _refit_params(method, seed=seed, device=device)
-        fit_genes = split["train"] + split["val"]  # no early stopping to feed: every non-test shared gene fits
         write_json_atomic({"method": method, "params": params, "data": {**data_info, "fit_genes": fit_genes},
                            "note": "refitted from the data by `causalged impute`"}, model_dir / "config.json")
     return model_dir
@@ -147,7 +148,7 @@ def impute_genes(
     seed: int = 0,
     sampler: str = "ddim",
     steps: int | None = 50,
-    mode: str = "one_group",
+    mode: str | None = None,
     device: str = "auto",
     trust: Path | None = None,
 ) -> Path:
@@ -187,6 +188,10 @@ def impute_genes(
         from causalged.model import CausalGeD
 
         model = CausalGeD.load(model_dir, device=device)
+        mode = mode or model.data_info.get("default_mode", "one_group")
+        if mode == "autoregressive" and not model.config["causal_mask"]:
+            raise InputError(model_dir, f"--mode autoregressive needs the causal mask, and this {method} model has none",
+                             "impute it with --mode one_group, or train causalged / causalged_ar")
         mean, samples = model.impute(sc_data[:, targets].X, n_samples=n_samples, sampler=sampler, steps=steps, mode=mode, seed=seed)
     else:
         from causalged.methods import get_imputer
@@ -204,6 +209,7 @@ def impute_genes(
         "method": method, "n_samples": n_samples, "seed": seed, "sampler": sampler if method in MODEL_METHODS else None,
         "steps": steps if method in MODEL_METHODS else None, "mode": mode if method in MODEL_METHODS else None,
         "model": str(model_dir), "n_targets": len(targets), "n_fit_genes": len(fit_genes),
+        "clipped_fraction": model.sampling_info.get("clipped_fraction") if method in MODEL_METHODS and targets else None,
     })
     write_h5ad_atomic(result, out_path)
     log.info("%s: imputed %d genes at %d spots with %s -> %s", sample, len(targets), st_data.n_obs, method, out_path)
@@ -255,8 +261,9 @@ def train(sample, sc_path, st_path, split_path, outdir, method, preset, epochs, 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise.")
 @click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default="ddim", show_default=True, help="Diffusion models: ddim (deterministic, --steps steps) or ddpm (ancestral).")
 @click.option("--steps", type=int, default=50, show_default=True, help="Diffusion sampling steps (ddpm with --steps 0: all T).")
-@click.option("--mode", type=click.Choice(["one_group", "autoregressive"]), default="one_group", show_default=True,
-              help="Diffusion models: all latent tokens at once, or group by group as the paper describes.")
+@click.option("--mode", type=click.Choice(["one_group", "autoregressive"]), default=None,
+              help="Diffusion models: all latent tokens at once, or group by group as the paper describes "
+                   "(default: the method's own, autoregressive for causalged_ar, else one_group).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--trust", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="<sample>.gene_trust.csv from `causalged evaluate`: fills var['expected_pcc'] of each imputed gene.")

@@ -10,12 +10,20 @@ Schedule. AdamW; per phase, a linear warm-up over ``warmup_fraction`` of its ste
 cosine decay to ``min_lr_fraction`` x the base rate at the phase's last step. (The public code's
 10x step decay every 100 epochs spends 99 % of its learning rate in the first 5 % of training.)
 
-Early stopping. The autoencoder phase ends with the weights of its best validation epoch,
-judged by the mean Pearson r between decoder(e2(sc)) and the ST vectors of the validation
-genes (its MSE favours timid predictions when the signal is weak). In the diffusion phase the
-validation genes' diffusion loss, with noise, timesteps and groups drawn from a fixed seed so
-epochs are comparable, is checked every epoch; training stops after ``patience`` epochs
-without improvement and the best weights are restored.
+Epochs. An epoch is one pass over the training genes, repeated until it has at least
+``min_steps_per_epoch`` optimiser steps: with tens of genes a pass is one batch, and a
+patience counted in single steps would stop a diffusion model before it has seen a useful
+range of noise levels (every repeat draws new noise, timesteps, token orders and groups).
+
+Early stopping. The autoencoder phase ends with the weights of its best validation epoch: the
+lowest validation reconstruction loss, or with ``cross_reconstruction`` the highest mean
+Pearson r between decoder(e2(sc)) and the ST vectors of the validation genes (its MSE favours
+timid predictions when the signal is weak). In the diffusion phase the model is judged by what
+it is for: every ``val_every`` epochs the validation genes are generated from their scRNA-seq
+vectors (``val_samples`` DDIM samples of ``val_steps`` steps, fixed seed) and scored by the
+mean Pearson r of the sample mean with the truth (``val_pcc``); training stops after
+``patience`` epochs without a better score and the best weights are restored. The validation
+diffusion loss (fixed noise, timesteps and groups) is logged beside it.
 
 Device and memory. ``auto`` uses CUDA when PyTorch sees a GPU, with bf16 autocast (fp16 with
 a gradient scaler where bf16 is unsupported); the batch size is lowered to fit 30 % of the
@@ -63,6 +71,10 @@ class TrainSettings:
     patience: int | None = None
     checkpoint_every: int = 50
     grad_clip: float = 1.0
+    min_steps_per_epoch: int = 10
+    val_every: int = 5
+    val_samples: int = 4
+    val_steps: int = 20
 
 
 class GeneSet(NamedTuple):
@@ -155,23 +167,23 @@ def _encode_all(module: CausalGeDModule, data: GeneSet, batch_size: int):
 def _batch_loss(module: CausalGeDModule, phase: str, data: GeneSet, latents, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     if phase == "autoencoder":
         return module.autoencoder_loss(data.st[idx], data.sc[idx], generator=generator)[0]
-    if phase == "diffusion":
-        mean_st, logvar_st, mean_sc = latents
+    if phase == "diffusion":  # frozen ST latents, condition from the e2 head being trained
+        mean_st, logvar_st, _ = latents
         z_st = reparameterize(mean_st[idx], None if logvar_st is None else logvar_st[idx], generator=generator)
-        return module.diffusion_loss(z_st, mean_sc[idx], generator=generator)
+        return module.diffusion_loss(z_st, module.encoder.encode_sc(data.sc[idx])[0], generator=generator)
     ae_loss, (mean_st, logvar_st, mean_sc) = module.autoencoder_loss(data.st[idx], data.sc[idx], generator=generator)
     z_st = reparameterize(mean_st, logvar_st, generator=generator).detach()
     return ae_loss + module.diffusion_loss(z_st, mean_sc, generator=generator)
 
 
 def _run_epoch(module, optimizer, scaler, phase, data, latents, *, batch_size, lr_at, first_step, generator, settings, amp_dtype) -> tuple[float, float]:
-    """One pass over the training genes in a seeded random order; returns (mean loss, last lr)."""
+    """Passes over the training genes in seeded random orders (see Epochs); returns (mean loss, last lr)."""
     module.train()
     device = data.st.device
-    order = torch.randperm(data.st.shape[0], generator=generator).to(device)
+    batches = _epoch_batches(data.st.shape[0], batch_size, settings.min_steps_per_epoch, generator)
     total, count, lr = 0.0, 0, settings.lr
-    for i, start in enumerate(range(0, len(order), batch_size)):
-        idx = order[start:start + batch_size]
+    for i, idx in enumerate(batches):
+        idx = idx.to(device)
         lr = lr_at(first_step + i)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -188,14 +200,47 @@ def _run_epoch(module, optimizer, scaler, phase, data, latents, *, batch_size, l
     return total / count, lr
 
 
+def steps_per_epoch(n_genes: int, batch_size: int, min_steps: int) -> int:
+    """Optimiser steps in one epoch: whole passes over the genes, at least ``min_steps``."""
+    per_pass = math.ceil(n_genes / batch_size)
+    return per_pass * max(1, math.ceil(min_steps / per_pass))
+
+
+def _epoch_batches(n_genes: int, batch_size: int, min_steps: int, generator: torch.Generator) -> list[torch.Tensor]:
+    per_pass = math.ceil(n_genes / batch_size)
+    batches = []
+    for _ in range(steps_per_epoch(n_genes, batch_size, min_steps) // per_pass):
+        order = torch.randperm(n_genes, generator=generator)
+        batches += list(order.split(batch_size))
+    return batches
+
+
+def _pearson_rows(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    pred = pred - pred.mean(1, keepdim=True)
+    truth = truth - truth.mean(1, keepdim=True)
+    return (pred * truth).sum(1) / ((pred * pred).sum(1) * (truth * truth).sum(1)).sqrt().clamp_min(1e-12)
+
+
+def sampled_pcc(module: CausalGeDModule, val: GeneSet, *, seed: int, n_samples: int, steps: int) -> tuple[float, float]:
+    """Generate the validation genes from their scRNA-seq vectors, as imputation does.
+
+    Returns (mean per-gene Pearson r of the sample mean with the ST truth, fraction of latent
+    entries the sampler clipped). Fixed seed, DDIM, one group: comparable across epochs.
+    """
+    module.eval()
+    with torch.no_grad():
+        cond = module.condition_latent(val.sc).repeat_interleave(n_samples, dim=0)
+        z = module.sample_latents(cond, sampler="ddim", steps=steps, generator=torch.Generator().manual_seed(seed + 104729))
+        pred = module.decode(z).float().view(val.st.shape[0], n_samples, -1).mean(1)
+    return float(_pearson_rows(pred, val.st).mean()), module.last_clipped_fraction
+
+
 def _cross_pcc(module: CausalGeDModule, val: GeneSet) -> float:
     """Mean per-gene Pearson r of decoder(e2 mean) with the ST vector: how well the condition transfers."""
     module.eval()
     with torch.no_grad():
         pred = module.decode(module.condition_latent(val.sc)).float()
-    pred = pred - pred.mean(1, keepdim=True)
-    truth = val.st - val.st.mean(1, keepdim=True)
-    return float(((pred * truth).sum(1) / ((pred * pred).sum(1) * (truth * truth).sum(1)).sqrt().clamp_min(1e-12)).mean())
+    return float(_pearson_rows(pred, val.st).mean())
 
 
 def _validation_loss(module: CausalGeDModule, phase: str, val: GeneSet, *, seed: int, batch_size: int) -> float:
@@ -239,9 +284,9 @@ def fit(
     val = GeneSet(val.st.to(device), val.sc.to(device)) if val is not None and val.st.shape[0] else None
     plan = phase_plan(settings)
     n_genes = train.st.shape[0]
-    steps_per_epoch = math.ceil(n_genes / settings.batch_size)
+    epoch_steps = steps_per_epoch(n_genes, settings.batch_size, settings.min_steps_per_epoch)
     phase_start = {phase: plan.index(phase) for phase in dict.fromkeys(plan)}
-    phase_steps = {phase: plan.count(phase) * steps_per_epoch for phase in phase_start}
+    phase_steps = {phase: plan.count(phase) * epoch_steps for phase in phase_start}
 
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -250,7 +295,7 @@ def fit(
     if device.type == "cuda":
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    state = {"epoch": 0, "history": [], "best_val": math.inf, "best_state": None, "bad_epochs": 0, "stopped": False,
+    state = {"epoch": 0, "history": [], "best_val": -math.inf, "best_state": None, "bad_epochs": 0, "stopped": False,
              "best_ae_val": math.inf, "best_ae_state": None}
 
     checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
@@ -279,8 +324,9 @@ def fit(
             began = time.perf_counter()
             if phase == "diffusion" and epoch == phase_start["diffusion"] and state["best_ae_state"] is not None:
                 module.load_state_dict(state["best_ae_state"])  # the autoencoder epoch that generalised best
+            module.set_phase(phase)
             if phase == "joint" or (phase == "diffusion" and latents is None):
-                latents = _encode_all(module, train, settings.batch_size)  # fixed encoder in 'diffusion': once
+                latents = _encode_all(module, train, settings.batch_size)  # fixed e1 in 'diffusion': once
                 module.set_latent_scale(latents[0])
             total_steps = phase_steps[phase]
 
@@ -289,28 +335,35 @@ def fit(
 
             train_loss, lr = _run_epoch(
                 module, optimizer, scaler, phase, train, latents, batch_size=settings.batch_size, lr_at=lr_at,
-                first_step=(epoch - phase_start[phase]) * steps_per_epoch, generator=generator, settings=settings, amp_dtype=amp_dtype,
+                first_step=(epoch - phase_start[phase]) * epoch_steps, generator=generator, settings=settings, amp_dtype=amp_dtype,
             )
-            val_loss = _validation_loss(module, phase, val, seed=seed, batch_size=settings.batch_size) if val is not None else math.nan
-            val_pcc = _cross_pcc(module, val) if val is not None and phase == "autoencoder" else math.nan
-            record = {"epoch": epoch + 1, "phase": phase, "train_loss": train_loss, "val_loss": val_loss, "val_cross_pcc": val_pcc,
-                      "lr": lr, "seconds": time.perf_counter() - began}
-            state["history"].append(record)
-            if phase == "autoencoder" and val is not None and -val_pcc < state["best_ae_val"]:
-                state["best_ae_val"] = -val_pcc
-                state["best_ae_state"] = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
-            if phase != "autoencoder" and val is not None:
-                if val_loss < state["best_val"]:
-                    state["best_val"], state["bad_epochs"] = val_loss, 0
-                    state["best_state"] = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+            record = {"epoch": epoch + 1, "phase": phase, "train_loss": train_loss, "lr": lr,
+                      "val_loss": math.nan, "val_cross_pcc": math.nan, "val_pcc": math.nan, "clipped_fraction": math.nan}
+            checkpoint_epoch = (epoch - phase_start[phase] + 1) % settings.val_every == 0 or epoch + 1 == settings.epochs
+            if val is not None and (phase == "autoencoder" or checkpoint_epoch):
+                record["val_loss"] = _validation_loss(module, phase, val, seed=seed, batch_size=settings.batch_size)
+                if phase == "autoencoder":
+                    record["val_cross_pcc"] = _cross_pcc(module, val)
+                    score = -record["val_cross_pcc"] if module.cross_reconstruction else record["val_loss"]
+                    if score < state["best_ae_val"]:
+                        state["best_ae_val"] = score
+                        state["best_ae_state"] = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
                 else:
-                    state["bad_epochs"] += 1
-                    if settings.patience is not None and state["bad_epochs"] >= settings.patience:
-                        state["stopped"] = True
-                        log.info("early stopping after epoch %d (no validation improvement for %d epochs)", epoch + 1, settings.patience)
+                    record["val_pcc"], record["clipped_fraction"] = sampled_pcc(module, val, seed=seed, n_samples=settings.val_samples,
+                                                                                steps=settings.val_steps)
+                    if record["val_pcc"] > state["best_val"]:
+                        state["best_val"], state["bad_epochs"] = record["val_pcc"], 0
+                        state["best_state"] = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+                    else:
+                        state["bad_epochs"] += settings.val_every
+                        if settings.patience is not None and state["bad_epochs"] >= settings.patience:
+                            state["stopped"] = True
+                            log.info("early stopping after epoch %d (validation PCC not better for %d epochs)", epoch + 1, settings.patience)
+            record["seconds"] = time.perf_counter() - began
+            state["history"].append(record)
             state["epoch"] = epoch + 1
             bar.update(1)
-            bar.set_postfix(phase=phase, loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            bar.set_postfix(phase=phase, loss=f"{train_loss:.4f}", val=f"{record['val_loss']:.4f}", best_pcc=f"{state['best_val']:.3f}")
             last = state["epoch"] == settings.epochs or state["stopped"]
             if checkpoint is not None and (state["epoch"] % settings.checkpoint_every == 0 or last):
                 _save_checkpoint(checkpoint, module, optimizer, scaler, generator, state, settings)
@@ -318,6 +371,7 @@ def fit(
         bar.close()
     if state["best_state"] is not None:
         module.load_state_dict(state["best_state"])
+    module.set_phase("joint")  # leave every parameter trainable, as a fresh module is
     return state["history"]
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,56 +58,78 @@ log = logging.getLogger(__name__)
 WEIGHTS_NAME = "model.pt"
 CONFIG_NAME = "config.json"
 LOG_NAME = "training_log.csv"
+REFIT_LOG_NAME = "refit_log.csv"
 
 _ARCHITECTURE = ("latent_dim", "n_tokens", "n_cond", "hidden", "depth", "heads", "enc_hidden", "n_timesteps", "ar_decay", "aligned_condition",
-                 "variational", "ar_loss_weights", "huber_weight", "kl_weight")
+                 "cross_reconstruction", "prediction", "variational", "ar_loss_weights", "huber_weight", "kl_weight")
 _TRAINING = ("epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "min_lr_fraction", "joint_decoder", "ae_fraction",
-             "patience", "checkpoint_every")
+             "patience", "checkpoint_every", "min_steps_per_epoch", "val_every", "val_samples", "val_steps")
 
+#: What every preset shares: the paper's design (method.md section 3) with sound sampling.
+_FAITHFUL = {
+    "causal_mask": True, "aligned_condition": False, "cross_reconstruction": False, "joint_decoder": False, "variational": True,
+    "ar_decay": 0.8, "n_timesteps": 2000, "prediction": "v", "ar_loss_weights": False, "huber_weight": 1.0, "kl_weight": 1e-3,
+    "validation_fraction": 0.2, "val_samples": 4, "val_steps": 20,
+}
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
-        "latent_dim": 64, "n_tokens": 16, "n_cond": 8, "hidden": 128, "depth": 2, "heads": 4, "enc_hidden": 256,
-        "n_timesteps": 2000, "ar_decay": 0.8, "aligned_condition": True, "variational": True, "ar_loss_weights": False, "huber_weight": 1.0,
-        "kl_weight": 1e-3, "max_cells": 4096,
-        "epochs": 400, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-4, "warmup_fraction": 0.05, "min_lr_fraction": 0.1,
-        "joint_decoder": False, "ae_fraction": 0.3, "patience": 60, "checkpoint_every": 50, "validation_fraction": 0.2,
+        **_FAITHFUL, "latent_dim": 64, "n_tokens": 16, "n_cond": 8, "hidden": 64, "depth": 3, "heads": 4, "enc_hidden": 256,
+        "max_cells": 256, "epochs": 300, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-4, "warmup_fraction": 0.05,
+        "min_lr_fraction": 0.1, "ae_fraction": 0.2, "patience": 25, "checkpoint_every": 50, "min_steps_per_epoch": 10, "val_every": 5,
     },
     "paper": {
-        "latent_dim": 256, "n_tokens": 256, "n_cond": 64, "hidden": 1024, "depth": 4, "heads": 16, "enc_hidden": 1024,
-        "n_timesteps": 2000, "ar_decay": 0.8, "aligned_condition": True, "variational": True, "ar_loss_weights": False, "huber_weight": 1.0,
-        "kl_weight": 1e-3, "max_cells": 10_000,
-        "epochs": 4000, "batch_size": 64, "lr": 1e-4, "weight_decay": 1e-4, "warmup_fraction": 0.02, "min_lr_fraction": 0.1,
-        "joint_decoder": False, "ae_fraction": 0.2, "patience": 400, "checkpoint_every": 100, "validation_fraction": 0.2,
+        **_FAITHFUL, "latent_dim": 256, "n_tokens": 256, "n_cond": 64, "hidden": 1024, "depth": 4, "heads": 16, "enc_hidden": 1024,
+        "max_cells": 10_000, "epochs": 4000, "batch_size": 64, "lr": 1e-4, "weight_decay": 1e-4, "warmup_fraction": 0.02,
+        "min_lr_fraction": 0.1, "ae_fraction": 0.2, "patience": 400, "checkpoint_every": 100, "min_steps_per_epoch": 10, "val_every": 10,
     },
+}
+#: The models by method name: switches applied on top of a preset. ``causalged`` is the paper's
+#: design; ``causalged_nomask`` the same without the causal mask and AR groups (SpaDiT's
+#: design); ``causalged_plus`` adds our two parts, the aligned condition path (model/cat.py)
+#: and the cross-modal reconstruction loss (model/module.py).
+METHOD_SWITCHES: dict[str, dict[str, Any]] = {
+    "causalged": {},
+    "causalged_nomask": {"causal_mask": False},
+    "causalged_plus": {"aligned_condition": True, "cross_reconstruction": True},
 }
 
 
 class CausalGeD:
     """Impute unmeasured spatial genes with the causality-aware latent diffusion model.
 
-    ``causal_mask=False`` builds the comparison model: no causal mask, no AR groups (a plain
-    conditional diffusion transformer, SpaDiT's design).
+    ``method`` picks the design (:data:`METHOD_SWITCHES`), ``preset`` the size and training
+    budget; any preset key can be overridden by keyword.
     """
 
-    def __init__(self, n_spots: int, n_cells: int, *, preset: str = "cpu", causal_mask: bool = True, **overrides):
+    def __init__(self, n_spots: int, n_cells: int, *, method: str = "causalged", preset: str = "cpu", **overrides):
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        if method not in METHOD_SWITCHES:
+            raise ValueError(f"unknown CausalGeD method {method!r}; choose one of {sorted(METHOD_SWITCHES)}")
         unknown = sorted(set(overrides) - set(PRESETS[preset]))
         if unknown:
             raise TypeError(f"unknown CausalGeD option(s) {unknown}; valid: {sorted(PRESETS[preset])}")
-        self.config: dict[str, Any] = {"n_spots": int(n_spots), "n_cells": int(n_cells), "preset": preset, "causal_mask": bool(causal_mask),
-                                       **PRESETS[preset], **overrides}
+        self.config: dict[str, Any] = {"n_spots": int(n_spots), "n_cells": int(n_cells), "preset": preset, "method": method,
+                                       **PRESETS[preset], **METHOD_SWITCHES[method], **overrides}
         self.n_columns = min(self.config["n_cells"], self.config["max_cells"])  # width of the e2 head
         self.module = self._build()
         self.cell_groups: np.ndarray | None = None
         self.levels: ScaleMap | None = None  # a gene's ST mean / SD from its scRNA-seq mean / SD
-        self.history: pd.DataFrame | None = None
+        self.history: pd.DataFrame | None = None  # one row per epoch of the validated run
+        self.refit_history: pd.DataFrame | None = None  # the refit on all genes, when train(refit=True)
         self.train_info: dict[str, Any] = {}
         self.data_info: dict[str, Any] = {}  # free-form record saved with the model (the CLI stores gene lists here)
+        self.sampling_info: dict[str, Any] = {}  # settings and clipped fraction of the last impute()
 
     @property
     def method(self) -> str:
-        return "causalged" if self.config["causal_mask"] else "causalged_nomask"
+        return self.config["method"]
+
+    @property
+    def faithful(self) -> bool:
+        """Whether every switch is the paper's (the causal mask may be off: SpaDiT's design)."""
+        cfg = self.config
+        return not (cfg["aligned_condition"] or cfg["cross_reconstruction"])
 
     @property
     def is_trained(self) -> bool:
@@ -143,11 +166,15 @@ class CausalGeD:
         resume: bool = False,
         seed: int = 0,
         progress: bool = True,
+        refit: bool = False,
     ) -> pd.DataFrame:
         """Fit on the training genes; select and early-stop on the validation genes.
 
         Without ``sc_val``/``st_val``, a seeded ``validation_fraction`` of the training genes
-        (config; 0 turns it off) is held out for that, as scvi-tools does.
+        (config; 0 turns it off) is held out for that, as scvi-tools does. ``refit=True``
+        (production, where every measured gene should count) then trains a fresh model on all
+        the given genes, validation genes included, for the epochs the validation chose;
+        ``history`` is the validated run's, ``refit_history`` the refit's.
         Training starts from a fresh initialisation seeded by ``seed``, unless ``resume`` finds
         ``checkpoint_dir/last.pt``, in which case it continues from there. Returns the history
         (one row per epoch: phase, train_loss, val_loss, lr, seconds).
@@ -179,6 +206,9 @@ class CausalGeD:
         began = time.perf_counter()
         history = fit(self.module, train, val, settings=settings, device=device_used, seed=seed,
                       checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
+        self.refit_history = None
+        if refit and val is not None:
+            self._refit_all(history, settings, (sc_train, sc_val), (st_train, st_val), device_used, seed, checkpoint_dir, resume, progress)
         self.history = pd.DataFrame(history)
         diffusion_rows = self.history[self.history["phase"] != "autoencoder"]
         self.train_info = {
@@ -192,12 +222,41 @@ class CausalGeD:
             "epochs_run": len(self.history),
             "stopped_early": len(self.history) < settings.epochs,
             "best_val_loss": float(diffusion_rows["val_loss"].min()) if len(diffusion_rows) else float("nan"),
+            "best_val_pcc": float(diffusion_rows["val_pcc"].max()) if diffusion_rows["val_pcc"].notna().any() else float("nan"),
+            "best_epoch": int(diffusion_rows.loc[diffusion_rows["val_pcc"].idxmax(), "epoch"]) if diffusion_rows["val_pcc"].notna().any() else None,
+            "clipped_fraction_at_best": (float(diffusion_rows.loc[diffusion_rows["val_pcc"].idxmax(), "clipped_fraction"])
+                                         if diffusion_rows["val_pcc"].notna().any() else None),
             "n_train_genes": int(train.st.shape[0]),
             "n_val_genes": int(val.st.shape[0]) if val is not None else 0,
+            "refit_on_all_genes_epochs": None if self.refit_history is None else len(self.refit_history),
             "metacells": self.cell_groups is not None,
             "seconds_this_call": time.perf_counter() - began,
         }
         return self.history
+
+    def _refit_all(self, history, settings, sc_parts, st_parts, device, seed, checkpoint_dir, resume, progress) -> None:
+        """Train a fresh model on training + validation genes for the epochs the validation chose.
+
+        Same autoencoder epochs, then as many diffusion epochs as the best validated model had.
+        """
+        scored = [r for r in history if r["phase"] != "autoencoder" and not np.isnan(r["val_pcc"])]
+        best = max(scored, key=lambda r: r["val_pcc"])["epoch"] if scored else len(history)
+        n_ae = sum(r["phase"] == "autoencoder" for r in history)
+        sc_all = sp.hstack(sc_parts, format="csr") if any(sp.issparse(p) for p in sc_parts) else np.hstack(sc_parts)
+        st_all = np.hstack([p.toarray() if sp.issparse(p) else np.asarray(p) for p in st_parts])
+        self.cell_groups = metacell_groups(sc_all, self.n_columns, seed=seed)
+        data, levels = self._gene_set(sc_all, st_all)
+        self.levels = ScaleMap().fit_moments(*levels)
+        refit_dir = None if checkpoint_dir is None else Path(checkpoint_dir) / "refit"
+        if not (resume and refit_dir is not None and (refit_dir / CHECKPOINT_NAME).exists()):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + 1)
+                self.module = self._build()
+        refit_settings = replace(settings, epochs=int(best), ae_fraction=n_ae / max(best, 1), patience=None,
+                                 batch_size=auto_batch_size(self.module, self.config["batch_size"], data.st.shape[0], device))
+        log.info("refitting on all %d genes: %d autoencoder + %d diffusion epochs (the validated length)", data.st.shape[0], n_ae, best - n_ae)
+        self.refit_history = pd.DataFrame(fit(self.module, data, None, settings=refit_settings, device=device, seed=seed + 1,
+                                              checkpoint_dir=refit_dir, resume=resume, progress=progress))
 
     # ------------------------------------------------------------------ imputation
     def impute(
@@ -232,15 +291,19 @@ class CausalGeD:
         samples = np.empty((n_samples, n_spots, n_genes), dtype=np.float32)
         generator = torch.Generator().manual_seed(seed)
         chunk = max(1, sequences_per_batch // n_samples)
+        clipped = 0.0
         for start in range(0, n_genes, chunk):
             stop = min(start + chunk, n_genes)
             z_sc, sc_mean, sc_std = standardize_genes(genes_by_cells(sc_cols[:, start:stop], self.cell_groups, self.n_columns))
             cond = module.condition_latent(torch.from_numpy(z_sc).to(device)).repeat_interleave(n_samples, dim=0)
             z = module.sample_latents(cond, sampler=sampler, steps=steps, mode=mode, n_groups=n_groups, generator=generator)
+            clipped += module.last_clipped_fraction * (stop - start) / n_genes
             pattern = module.decode(z).float().view(stop - start, n_samples, n_spots).cpu().numpy()
             st_mean, st_std = self.levels.predict_moments(sc_mean, sc_std)
             values = np.maximum(pattern * st_std[:, None, None] + st_mean[:, None, None], 0.0)
             samples[:, :, start:stop] = values.transpose(1, 2, 0)
+        self.sampling_info = {"sampler": sampler, "steps": steps, "mode": mode, "n_groups": n_groups if mode == "autoregressive" else None,
+                              "n_samples": n_samples, "clipped_fraction": clipped}
         return samples.mean(axis=0), samples
 
     # ------------------------------------------------------------------ persistence
@@ -256,6 +319,8 @@ class CausalGeD:
         atomic_write(dirpath / WEIGHTS_NAME, lambda tmp: torch.save(payload, tmp))
         if self.history is not None:
             write_csv_atomic(self.history, dirpath / LOG_NAME, index=False)
+        if self.refit_history is not None:
+            write_csv_atomic(self.refit_history, dirpath / REFIT_LOG_NAME, index=False)
         write_json_atomic({"method": self.method, "params": self.config, "training": self.train_info, "data": self.data_info}, dirpath / CONFIG_NAME)
         return dirpath
 
@@ -265,7 +330,7 @@ class CausalGeD:
         dirpath = Path(dirpath)
         saved = json.loads((dirpath / CONFIG_NAME).read_text())
         params = dict(saved["params"])
-        model = cls(params.pop("n_spots"), params.pop("n_cells"), preset=params.pop("preset"), causal_mask=params.pop("causal_mask"), **params)
+        model = cls(params.pop("n_spots"), params.pop("n_cells"), method=params.pop("method", saved["method"]), preset=params.pop("preset"), **params)
         payload = torch.load(dirpath / WEIGHTS_NAME, map_location="cpu", weights_only=True)
         model.module.load_state_dict(payload["module"])
         model.module.to(resolve_device(device))
@@ -275,4 +340,6 @@ class CausalGeD:
         model.data_info = saved.get("data", {})
         if (dirpath / LOG_NAME).exists():
             model.history = pd.read_csv(dirpath / LOG_NAME)
+        if (dirpath / REFIT_LOG_NAME).exists():
+            model.refit_history = pd.read_csv(dirpath / REFIT_LOG_NAME)
         return model
