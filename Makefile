@@ -24,7 +24,8 @@ demo: setup
 	$(BIN)/causalged run --demo --outdir $(OUT)
 
 benchmark: setup
-	$(BIN)/causalged benchmark --output docs/benchmarks.md --model-epochs 40
+	$(BIN)/causalged benchmark ../shared/data/osmfish_ssp_cortex ../shared/data/merfish_hypothalamus_rctd --output docs/benchmarks.md --jobs 2
+	$(BIN)/python benchmarks/sampling.py demo
 	$(BIN)/python benchmarks/paper_protocol.py
 	$(BIN)/python benchmarks/speed.py
 

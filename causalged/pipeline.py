@@ -31,7 +31,7 @@ class RunParams:
     """Every parameter of a run, recorded in ``pipeline_info/params.json``."""
 
     method: str = "knn_ridge_blend"
-    eval_methods: str = "knn_ridge_blend,knn,kernel_ridge,tangram,spot_depth,causalged"
+    eval_methods: str = "knn_ridge_blend,knn,kernel_ridge,tangram,spot_depth,mean_map,causalged"
     preset: str = "cpu"
     epochs: int | None = None
     device: str = "auto"

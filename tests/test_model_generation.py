@@ -19,7 +19,7 @@ from causalged.model import CausalGeD
 from causalged.model.data import genes_by_cells, genes_by_spots, standardize_genes
 
 #: A small but real budget: validation decides when to stop within it.
-SMALL = dict(preset="cpu", device="cpu", seed=0, hidden=64, depth=2, epochs=80, patience=30, n_samples=4, steps=20)
+SMALL = dict(preset="cpu", device="cpu", seed=0, hidden=64, depth=2, epochs=80, patience=30, min_steps_per_epoch=10, n_samples=4, steps=20)
 
 
 @pytest.fixture(scope="module")

@@ -139,6 +139,7 @@ def test_cli_train_and_impute(data, tmp_path):
         assert result.exit_code == 0, result.output
         config = json.loads((out / "s.model" / "config.json").read_text())
         assert config["method"] == method and config["data"]["train_genes"] == shared[:8]
+        assert config["data"]["fit_genes"] == shared  # production fits every measured gene, test genes included
         result = runner.invoke(impute, [*inputs, "--model", str(out / "s.model"), "--outdir", str(out), "--n-samples", "3", "--steps", "4"])
         assert result.exit_code == 0, result.output
         imputed = ad.read_h5ad(out / "s.imputed.h5ad")
@@ -146,5 +147,10 @@ def test_cli_train_and_impute(data, tmp_path):
         assert imputed.layers["std"].shape == (20, 4) and np.isnan(imputed.var["expected_pcc"]).all()
         assert np.allclose(imputed.obsm["spatial"], st_ad.obsm["spatial"])
         assert imputed.uns["causalged"]["impute"]["method"] == method and imputed.uns["causalged"]["impute"]["n_samples"] == 3
-    assert (tmp_path / "causalged" / "s.training_mqc.json").exists()
-    assert (tmp_path / "causalged" / "s.model" / "checkpoints" / "last.pt").exists()
+    model_dir = tmp_path / "causalged" / "s.model"
+    assert (tmp_path / "causalged" / "s.training_mqc.json").exists() and (tmp_path / "causalged" / "s.training_pcc_mqc.json").exists()
+    assert (model_dir / "checkpoints" / "last.pt").exists() and (model_dir / "checkpoints" / "refit" / "last.pt").exists()
+    log, refit = pd.read_csv(model_dir / "training_log.csv"), pd.read_csv(model_dir / "refit_log.csv")
+    assert log["val_pcc"].notna().any() and len(refit) == json.loads((model_dir / "config.json").read_text())["training"]["best_epoch"]
+    impute_info = ad.read_h5ad(tmp_path / "causalged" / "s.imputed.h5ad").uns["causalged"]["impute"]
+    assert impute_info["mode"] == "one_group" and 0.0 <= impute_info["clipped_fraction"] <= 1.0

@@ -44,9 +44,9 @@ PUBLISHED_OSMFISH = pd.DataFrame(
 TARGETS = {"osmfish": 0.30, "merfish": 0.34}
 #: Issue 8: the faithful model must beat these on osmFISH and MERFISH (kernel ridge: its linear limit).
 MODEL_TARGET_BASELINES = ("mean_map", "kernel_ridge")
-#: Methods too slow on 2 CPU cores to repeat for every seed (``--slow-seeds``); the diffusion
-#: models have their own count (``--model-seeds``), all seeds by default.
-SLOW_METHODS = ("tangram",)
+#: Extra comparisons too slow on 2 CPU cores to repeat for every seed (``--slow-seeds``); the
+#: faithful diffusion models have their own count (``--model-seeds``), all seeds by default.
+SLOW_METHODS = ("tangram", "causalged_plus")
 
 
 def default_datasets(repo: Path) -> list[str]:

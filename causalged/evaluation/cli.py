@@ -92,7 +92,7 @@ def evaluate(sample, sc_path, st_path, split_path, outdir, methods, preset, devi
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/benchmarks.md"), show_default=True)
 @click.option("--methods", default=None, help=METHODS_HELP)
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds (gene folds and method randomness).")
-@click.option("--slow-seeds", type=int, default=1, show_default=True, help="Run tangram on only this many of the seeds (CPU time).")
+@click.option("--slow-seeds", type=int, default=1, show_default=True, help="Run tangram and causalged_plus on only this many of the seeds (CPU time).")
 @click.option("--model-seeds", type=int, default=None, help="Run the diffusion models (causalged*) on only this many of the seeds (default: all).")
 @click.option("--n-folds", type=int, default=10, show_default=True)
 @click.option("--n-samples", type=int, default=40, show_default=True, help="Bootstrap/diffusion samples for the calibration check (first seed).")

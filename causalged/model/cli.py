@@ -4,8 +4,9 @@
 
 - ``config.json``: ``method``, ``params``, ``data`` (genes used, seed, input fingerprints) and,
   for the diffusion models, ``training`` (device used, epochs run, batch size, ...);
-- for ``causalged`` / ``causalged_nomask``: ``model.pt`` (weights), ``training_log.csv`` (one row
-  per epoch) and ``checkpoints/last.pt`` (for ``--resume``), plus ``<sample>.training_mqc.json``;
+- for the diffusion methods (``causalged*``): ``model.pt`` (weights), ``training_log.csv`` (one row
+  per epoch), ``refit_log.csv`` and ``checkpoints/`` (for ``--resume``), plus ``<sample>.training_mqc.json`` (losses) and
+  ``<sample>.training_pcc_mqc.json`` (validation PCC);
 - for every other method (``causalged.methods``): only ``config.json``; ``impute`` refits the
   method from the data, which for these methods takes seconds.
 
@@ -78,8 +79,7 @@ def train_model(
     checkpoint_every: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train (or, for refit methods, record) ``method`` on the split's genes; returns the model folder."""
-    from causalged import report
+    """Train (or, for refit methods, record) ``method`` on every shared gene; returns the model folder."""
     from causalged.io import ensure_not_input, read_h5ad, write_json_atomic
     from causalged.preprocess import load_split
 
@@ -111,30 +111,51 @@ def train_model(
         model = CausalGeD(st_data.n_obs, sc_data.n_obs, method=imputer.design, preset=preset)
         log.info("%s: training %r on all %d shared genes (a seeded %.0f %% of them for early stopping, then a refit on all): %r",
                  sample, method, len(fit_genes), 100 * model.config["validation_fraction"], model)
-        history = model.train(
+        model.train(
             sc_data[:, fit_genes].X, st_data[:, fit_genes].X, epochs=epochs, device=device, checkpoint_dir=model_dir / "checkpoints",
             checkpoint_every=checkpoint_every, resume=resume, seed=seed, progress=progress, refit=True,
         )
         model.data_info = {**data_info, "fit_genes": fit_genes, "default_mode": imputer.default_mode}
         model.save(model_dir)
-        series = {}
-        for phase, label in (("autoencoder", "autoencoder"), ("diffusion", "diffusion"), ("joint", "joint")):
-            rows = history[history["phase"] == phase]
-            if len(rows):
-                series[f"{label} train loss"] = dict(zip(rows["epoch"], rows["train_loss"]))
-                if rows["val_loss"].notna().any():
-                    series[f"{label} validation loss"] = dict(zip(rows["epoch"], rows["val_loss"]))
-        report.write_mqc_linegraph(
-            series, outdir / f"{sample}.training_mqc.json", section_id="causalged_training", section_name="Model training",
-            description=f"{method} ({preset} preset) loss per epoch on the training genes and the validation genes; "
-                        f"device {model.train_info['device']}, {model.train_info['epochs_run']} epochs.",
-            xlab="epoch", ylab="loss",
-        )
+        write_training_curves(model, outdir, sample=sample, method=method, preset=preset)
     else:
         params = _refit_params(method, seed=seed, device=device)
         write_json_atomic({"method": method, "params": params, "data": {**data_info, "fit_genes": fit_genes},
                            "note": "refitted from the data by `causalged impute`"}, model_dir / "config.json")
     return model_dir
+
+
+def write_training_curves(model, outdir: Path, *, sample: str, method: str, preset: str) -> None:
+    """Two MultiQC line graphs: the losses per epoch, and the validation PCC that decided when to stop."""
+    from causalged import report
+
+    history, info = model.history, model.train_info
+    losses = {}
+    for phase in ("autoencoder", "diffusion", "joint"):
+        rows = history[history["phase"] == phase]
+        if len(rows):
+            losses[f"{phase} train loss"] = dict(zip(rows["epoch"], rows["train_loss"]))
+            if rows["val_loss"].notna().any():
+                scored = rows[rows["val_loss"].notna()]
+                losses[f"{phase} validation loss"] = dict(zip(scored["epoch"], scored["val_loss"]))
+    if model.refit_history is not None:
+        refit = model.refit_history
+        losses["refit on all genes, train loss"] = dict(zip(refit["epoch"], refit["train_loss"]))
+    where = f"device {info['device']}, {info['epochs_run']} epochs"
+    report.write_mqc_linegraph(
+        losses, outdir / f"{sample}.training_mqc.json", section_id="causalged_training", section_name="Model training: losses",
+        description=f"{method} ({preset} preset) loss per epoch on the training and validation genes; {where}.", xlab="epoch", ylab="loss",
+    )
+    scored = history[history["val_pcc"].notna()]
+    if len(scored):
+        report.write_mqc_linegraph(
+            {"validation PCC (generated genes)": dict(zip(scored["epoch"], scored["val_pcc"]))},
+            outdir / f"{sample}.training_pcc_mqc.json", section_id="causalged_training_pcc", section_name="Model training: validation PCC",
+            description=(f"Mean Pearson r of generated vs measured maps of the {info['n_val_genes']} validation genes (held-out protocol), "
+                         f"every few epochs; early stopping kept epoch {info.get('best_epoch')} (PCC {info.get('best_val_pcc', float('nan')):.3f}), "
+                         f"then the model was refit on all genes for that many epochs."),
+            xlab="epoch", ylab="PCC",
+        )
 
 
 def impute_genes(

@@ -5,10 +5,16 @@ spots x genes, both log-normalized; the same genes (columns) in matching order. 
 transposes them internally, because genes are its samples: it learns to generate a gene's
 vector over the spots from its vector over the cells.
 
-Presets (any key can be overridden as a keyword argument):
+Designs (``method``, see :data:`METHOD_SWITCHES`): ``causalged`` is the paper's design,
+``causalged_nomask`` the same without the causal mask (SpaDiT's), ``causalged_plus`` the
+paper's design plus our two additions; every addition is a named switch, off unless asked for.
 
-- ``"cpu"`` (default): a small network (latent 64 in 16 tokens, hidden 128, 4 heads, depth 2)
-  that trains the demo (~100-200 genes, 600 spots, 1500 cells) in about a minute on 2 cores.
+Presets (sizes and budgets, both faithful; any key can be overridden as a keyword argument):
+
+- ``"cpu"`` (default): a small network (latent 64 in 16 tokens, hidden 64, 4 heads, depth 3,
+  the reference pooled into 256 metacells) trained for up to 300 epochs, stopped by the
+  validation genes' generated PCC (patience 20 epochs); about a minute per fit on one core for
+  the osmFISH pair.
 - ``"paper"``: the paper's HBC architecture (hidden 1024, 16 heads, depth 4, latent 256 as 256
   tokens, 64 condition tokens, batch 64, T = 2000, AR decay 0.8) with our optimiser schedule:
   AdamW, lr 1e-4, weight decay 1e-4, 2 % linear warm-up then cosine decay to 10 % of the rate
@@ -22,15 +28,10 @@ gene's ST mean and spread are put back with a least-squares map from its scRNA-s
 spread fitted on the training genes (``methods.base.ScaleMap``, shared with the baselines). Imputed values are clipped at 0.
 
 Scale. The encoder heads are ``Linear(n_spots, enc_hidden)`` and ``Linear(min(n_cells,
-max_cells), enc_hidden)``; a reference with more than ``max_cells`` (4096) cells is pooled
-into metacells (k-means on a truncated SVD, sparse throughout), so the model grows with the
-spots, not the cells. Largest size for the CPU default in 24 GB: measured on random data with
-1,000,000 cells x 2,500 genes (CSR, 50 M non-zeros), 100,000 spots x 500 shared genes and
-2,000 target genes, peak memory was 2.7 GB while training (53 M parameters, metacells
-included) and 9.3 GB while imputing with 8 samples, 6.4 GB of which is the returned
-``n_samples x spots x targets`` float32 array. That array (plus the mean and std written by
-``causalged impute``) is the limit: about 40 bytes x spots x target genes at 8 samples, so
-100,000 spots with up to ~4,000 target genes (or 20,000 spots with ~20,000) fit in 24 GB.
+max_cells), enc_hidden)``; a reference with more than ``max_cells`` cells (256 cpu, 10,000
+paper) is pooled into metacells (k-means on a truncated SVD, sparse throughout), so the model
+grows with the spots, not the cells. ``impute`` returns every sample (``n_samples x spots x
+targets`` float32), which bounds its memory at large sizes.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         **_FAITHFUL, "latent_dim": 64, "n_tokens": 16, "n_cond": 8, "hidden": 64, "depth": 3, "heads": 4, "enc_hidden": 256,
         "max_cells": 256, "epochs": 300, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-4, "warmup_fraction": 0.05,
-        "min_lr_fraction": 0.1, "ae_fraction": 0.2, "patience": 25, "checkpoint_every": 50, "min_steps_per_epoch": 10, "val_every": 5,
+        "min_lr_fraction": 0.1, "ae_fraction": 0.2, "patience": 20, "checkpoint_every": 50, "min_steps_per_epoch": 5, "val_every": 5,
     },
     "paper": {
         **_FAITHFUL, "latent_dim": 256, "n_tokens": 256, "n_cond": 64, "hidden": 1024, "depth": 4, "heads": 16, "enc_hidden": 1024,

@@ -7,7 +7,7 @@ process TRAIN {
 
     output:
     tuple val(meta), path("${meta.id}.model"), emit: model
-    path "${meta.id}.training_mqc.json", emit: mqc, optional: true
+    path "${meta.id}.training*_mqc.json", emit: mqc, optional: true
     path "versions.yml", emit: versions
 
     script:
@@ -30,7 +30,7 @@ process TRAIN {
     stub:
     """
     mkdir -p ${meta.id}.model
-    touch ${meta.id}.model/config.json ${meta.id}.training_mqc.json
+    touch ${meta.id}.model/config.json ${meta.id}.training_mqc.json ${meta.id}.training_pcc_mqc.json
     printf '"%s":\\n    causalged: "%s"\\n' '${task.process}' '${workflow.manifest.version}' > versions.yml
     """
 }
