@@ -180,10 +180,10 @@ def run(input_path, demo, outdir, method, eval_methods, preset, epochs, sampler,
 
 def _register_step_commands() -> None:
     """Steps that live beside their code: the model (train, impute) and the evaluation."""
-    from causalged.evaluation.cli import benchmark, crossval, evaluate
+    from causalged.evaluation.cli import ablate, benchmark, crossval, evaluate
     from causalged.model.cli import impute, train
 
-    for command in (train, impute, crossval, evaluate, benchmark):
+    for command in (train, impute, crossval, evaluate, benchmark, ablate):
         cli.add_command(command)
 
 
