@@ -253,7 +253,7 @@ def render(results: list[dict], *, methods: Sequence[str], seeds: Sequence[int],
                       for m in methods if seeds_of(m, slow_seeds=slow_seeds, model_seeds=model_seeds) not in (None, len(seeds)))
             or "every method ran on every seed"),
         "- Diffusion models (`causalged*`) train at their preset's own budget unless the settings line above says otherwise: "
-        "up to the preset's epochs, stopped by the validation genes' generated PCC (docs/usage.md, 'Training').",
+        "up to the preset's epochs, stopped by the validation genes' generated PCC (docs/usage.md, 'The CausalGeD model').",
         "",
         "## Protocol",
         "",
