@@ -26,6 +26,7 @@ fractional schedule is within 1 % (relative) of full T sampling beyond the seed 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from causalged.evaluation.benchmark import prepare
+from causalged.evaluation.benchmark import map_datasets, prepare
 from causalged.evaluation.crossval import fit_predict, fold_inputs, method_params
 from causalged.evaluation.metrics import pcc, ssim
 from causalged.io import atomic_write, write_csv_atomic, write_text_atomic
@@ -79,30 +80,36 @@ DEFAULT_LABELS = {"decoder": "decoder not trained jointly", "encoder": "variatio
 
 
 def run_ablation(datasets: Sequence[str], *, seeds: Sequence[int] = (0, 1), n_folds: int = 5, axes: Sequence[str] | None = None,
-                 preset: str = "cpu", device: str = "auto", epochs: int | None = None, n_samples: int = 8,
-                 progress: bool = True) -> pd.DataFrame:
+                 preset: str = "cpu", device: str = "auto", epochs: int | None = None, n_samples: int = 8, jobs: int = 1) -> pd.DataFrame:
     """Per gene, fold, seed, dataset and setting: PCC and SSIM (normalized truth) and seconds."""
+    run = functools.partial(ablate_dataset, seeds=seeds, n_folds=n_folds, axes=axes, preset=preset, device=device, epochs=epochs,
+                            n_samples=n_samples)
+    return pd.concat(map_datasets(run, datasets, jobs=jobs), ignore_index=True)
+
+
+def ablate_dataset(dataset: str, *, seeds: Sequence[int], n_folds: int, axes: Sequence[str] | None, preset: str, device: str,
+                   epochs: int | None, n_samples: int) -> pd.DataFrame:
+    """The grid on one dataset, every seed and fold (a progress bar per dataset)."""
     from tqdm.auto import tqdm
 
     settings = [s for s in grid() if s.default or axes is None or s.axis in axes]
     rows = []
-    with tqdm(total=len(datasets) * len(seeds), desc="ablation", unit="dataset x seed", disable=not progress) as bar:
-        for dataset in datasets:
-            for seed in seeds:
-                name, sc_data, st_data, split = prepare(dataset, seed=seed, n_folds=n_folds)
-                for fold in range(split["n_folds"]):
-                    inputs = fold_inputs(sc_data, st_data, split, fold)
-                    trained: dict = {}
-                    for setting in settings:
-                        extra = {**setting.params, "n_samples": n_samples, **({"epochs": epochs} if epochs else {})}
-                        params = method_params(setting.method, seed=seed, preset=preset, device=device, overrides={setting.method: extra})
-                        began = time.perf_counter()
-                        pred, _, info = fit_predict(setting.method, inputs, params=params, seed=seed, trained=trained)
-                        seconds = time.perf_counter() - began
-                        for gene, r, s in zip(inputs["heldout_genes"], pcc(pred, inputs["truth"]), ssim(pred, inputs["truth"])):
-                            rows.append({"dataset": name, "seed": seed, "fold": fold, "axis": setting.axis, "setting": setting.label,
-                                         "gene": gene, "pcc": r, "ssim": s, "seconds": seconds, "epochs_run": info.get("epochs_run"),
-                                         "shared_fit": "fit_shared_with" in info})
+    with tqdm(total=len(seeds) * n_folds, desc=f"ablation {Path(dataset).name}", unit="fold") as bar:
+        for seed in seeds:
+            name, sc_data, st_data, split = prepare(dataset, seed=seed, n_folds=n_folds)
+            for fold in range(split["n_folds"]):
+                inputs = fold_inputs(sc_data, st_data, split, fold)
+                trained: dict = {}
+                for setting in settings:
+                    extra = {**setting.params, "n_samples": n_samples, **({"epochs": epochs} if epochs else {})}
+                    params = method_params(setting.method, seed=seed, preset=preset, device=device, overrides={setting.method: extra})
+                    began = time.perf_counter()
+                    pred, _, info = fit_predict(setting.method, inputs, params=params, seed=seed, trained=trained)
+                    seconds = time.perf_counter() - began
+                    for gene, r, s in zip(inputs["heldout_genes"], pcc(pred, inputs["truth"]), ssim(pred, inputs["truth"])):
+                        rows.append({"dataset": name, "seed": seed, "fold": fold, "axis": setting.axis, "setting": setting.label,
+                                     "gene": gene, "pcc": r, "ssim": s, "seconds": seconds, "epochs_run": info.get("epochs_run"),
+                                     "shared_fit": "fit_shared_with" in info})
                 bar.update(1)
     return pd.DataFrame(rows)
 
@@ -264,10 +271,12 @@ def render(table: pd.DataFrame, *, command: str, seeds: Sequence[int], n_folds: 
 
 
 def ablate(datasets: Sequence[str], *, output: Path, seeds: Sequence[int] = (0, 1), n_folds: int = 5, axes: Sequence[str] | None = None,
-           preset: str = "cpu", device: str = "auto", epochs: int | None = None, n_samples: int = 8, command: str = "causalged ablate") -> Path:
+           preset: str = "cpu", device: str = "auto", epochs: int | None = None, n_samples: int = 8, command: str = "causalged ablate",
+           jobs: int = 1) -> Path:
     """Run the grid, then write the page, its CSV and one figure per axis."""
     started = time.perf_counter()
-    table = run_ablation(datasets, seeds=seeds, n_folds=n_folds, axes=axes, preset=preset, device=device, epochs=epochs, n_samples=n_samples)
+    table = run_ablation(datasets, seeds=seeds, n_folds=n_folds, axes=axes, preset=preset, device=device, epochs=epochs, n_samples=n_samples,
+                         jobs=jobs)
     output = Path(output)
     write_csv_atomic(table, output.with_suffix(".csv"), index=False)
     figures = write_figures(table, output.parent / "figures", stem=output.stem)

@@ -119,16 +119,9 @@ def run_benchmark(datasets: Sequence[str], *, output: Path, seeds: Sequence[int]
     """
     methods = list(methods or METHODS)
     started = time.perf_counter()
-    kwargs = dict(seeds=seeds, methods=methods, slow_seeds=slow_seeds, n_folds=n_folds, n_samples=n_samples, preset=preset,
-                  device=device, overrides=overrides, model_seeds=model_seeds)
-    if jobs > 1 and len(datasets) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
-            results = list(pool.map(functools.partial(run_dataset, **kwargs), datasets))
-    else:
-        results = [run_dataset(d, **kwargs) for d in datasets]
+    results = map_datasets(functools.partial(run_dataset, seeds=seeds, methods=methods, slow_seeds=slow_seeds, n_folds=n_folds,
+                                             n_samples=n_samples, preset=preset, device=device, overrides=overrides,
+                                             model_seeds=model_seeds), datasets, jobs=jobs)
     output = Path(output)
     figures = write_training_curves(results, output.parent / "figures", stem=output.stem)
     per_gene = pd.concat([r["per_gene"].assign(dataset=res["name"], seed=seeds[i]) for res in results for i, r in enumerate(res["per_seed"])])
@@ -137,6 +130,17 @@ def run_benchmark(datasets: Sequence[str], *, output: Path, seeds: Sequence[int]
                   seconds=time.perf_counter() - started, command=command, overrides=overrides,
                   figures={k: v.relative_to(output.parent).as_posix() for k, v in figures.items()})
     return write_text_atomic(text, output)
+
+
+def map_datasets(run, datasets: Sequence[str], *, jobs: int = 1) -> list:
+    """``[run(d) for d in datasets]``, with ``jobs`` > 1 datasets at once in spawned one-thread processes."""
+    if jobs <= 1 or len(datasets) <= 1:
+        return [run(d) for d in datasets]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+        return list(pool.map(run, datasets))
 
 
 def _one_thread() -> None:
