@@ -339,8 +339,8 @@ def fit(
             )
             record = {"epoch": epoch + 1, "phase": phase, "train_loss": train_loss, "lr": lr,
                       "val_loss": math.nan, "val_cross_pcc": math.nan, "val_pcc": math.nan, "clipped_fraction": math.nan}
-            checkpoint_epoch = (epoch - phase_start[phase] + 1) % settings.val_every == 0 or epoch + 1 == settings.epochs
-            if val is not None and (phase == "autoencoder" or checkpoint_epoch):
+            validation_epoch = (epoch - phase_start[phase] + 1) % settings.val_every == 0 or epoch + 1 == settings.epochs
+            if val is not None and (phase == "autoencoder" or validation_epoch):
                 record["val_loss"] = _validation_loss(module, phase, val, seed=seed, batch_size=settings.batch_size)
                 if phase == "autoencoder":
                     record["val_cross_pcc"] = _cross_pcc(module, val)

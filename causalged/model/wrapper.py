@@ -95,6 +95,12 @@ METHOD_SWITCHES: dict[str, dict[str, Any]] = {
 }
 
 
+def _best_validated(history: pd.DataFrame) -> pd.Series | None:
+    """The epoch early stopping kept: the highest validation PCC outside the autoencoder phase."""
+    scored = history[(history["phase"] != "autoencoder") & history["val_pcc"].notna()]
+    return scored.loc[scored["val_pcc"].idxmax()] if len(scored) else None
+
+
 class CausalGeD:
     """Impute unmeasured spatial genes with the causality-aware latent diffusion model.
 
@@ -207,10 +213,12 @@ class CausalGeD:
         began = time.perf_counter()
         history = fit(self.module, train, val, settings=settings, device=device_used, seed=seed,
                       checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
+        self.history = pd.DataFrame(history)
+        best = _best_validated(self.history)
         self.refit_history = None
         if refit and val is not None:
-            self._refit_all(history, settings, (sc_train, sc_val), (st_train, st_val), device_used, seed, checkpoint_dir, resume, progress)
-        self.history = pd.DataFrame(history)
+            self._refit_all(int(best["epoch"]) if best is not None else len(self.history), settings, (sc_train, sc_val), (st_train, st_val),
+                            device_used, seed, checkpoint_dir, resume, progress)
         diffusion_rows = self.history[self.history["phase"] != "autoencoder"]
         self.train_info = {
             "device": str(device_used),
@@ -223,10 +231,9 @@ class CausalGeD:
             "epochs_run": len(self.history),
             "stopped_early": len(self.history) < settings.epochs,
             "best_val_loss": float(diffusion_rows["val_loss"].min()) if len(diffusion_rows) else float("nan"),
-            "best_val_pcc": float(diffusion_rows["val_pcc"].max()) if diffusion_rows["val_pcc"].notna().any() else float("nan"),
-            "best_epoch": int(diffusion_rows.loc[diffusion_rows["val_pcc"].idxmax(), "epoch"]) if diffusion_rows["val_pcc"].notna().any() else None,
-            "clipped_fraction_at_best": (float(diffusion_rows.loc[diffusion_rows["val_pcc"].idxmax(), "clipped_fraction"])
-                                         if diffusion_rows["val_pcc"].notna().any() else None),
+            "best_val_pcc": float(best["val_pcc"]) if best is not None else float("nan"),
+            "best_epoch": int(best["epoch"]) if best is not None else None,
+            "clipped_fraction_at_best": float(best["clipped_fraction"]) if best is not None else None,
             "n_train_genes": int(train.st.shape[0]),
             "n_val_genes": int(val.st.shape[0]) if val is not None else 0,
             "refit_on_all_genes_epochs": None if self.refit_history is None else len(self.refit_history),
@@ -235,14 +242,12 @@ class CausalGeD:
         }
         return self.history
 
-    def _refit_all(self, history, settings, sc_parts, st_parts, device, seed, checkpoint_dir, resume, progress) -> None:
-        """Train a fresh model on training + validation genes for the epochs the validation chose.
+    def _refit_all(self, best, settings, sc_parts, st_parts, device, seed, checkpoint_dir, resume, progress) -> None:
+        """Train a fresh model on training + validation genes for the ``best`` epochs the validation chose.
 
         Same autoencoder epochs, then as many diffusion epochs as the best validated model had.
         """
-        scored = [r for r in history if r["phase"] != "autoencoder" and not np.isnan(r["val_pcc"])]
-        best = max(scored, key=lambda r: r["val_pcc"])["epoch"] if scored else len(history)
-        n_ae = sum(r["phase"] == "autoencoder" for r in history)
+        n_ae = int((self.history["phase"] == "autoencoder").sum())
         sc_all = sp.hstack(sc_parts, format="csr") if any(sp.issparse(p) for p in sc_parts) else np.hstack(sc_parts)
         st_all = np.hstack([p.toarray() if sp.issparse(p) else np.asarray(p) for p in st_parts])
         self.cell_groups = metacell_groups(sc_all, self.n_columns, seed=seed)
