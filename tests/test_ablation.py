@@ -102,3 +102,26 @@ def test_tiny_grid_on_the_demo_writes_page_csv_and_figures(tmp_path):
         assert (tmp_path / "figures" / f"ablations_{axis}.png").stat().st_size > 1000
     bad = CliRunner().invoke(ablate, ["demo", "--axes", "colour"])
     assert bad.exit_code == 2 and "unknown axes ['colour']" in bad.output
+
+
+def test_finished_folds_are_kept_and_a_time_limited_run_says_how_far_it_got(tmp_path):
+    out = tmp_path / "ablations.md"
+    args = ["demo", "--output", str(out), "--seeds", "0", "--n-folds", "2", "--axes", "inference", "--model-epochs", "3", "--n-samples", "1"]
+    assert CliRunner().invoke(ablate, args, catch_exceptions=False).exit_code == 0
+    parts = tmp_path / ".ablations.parts"
+    kept = sorted(p.name for p in parts.glob("*.csv"))
+    assert kept == ["demo (simulated)_seed0_fold0.csv", "demo (simulated)_seed0_fold1.csv"]
+    first = pd.read_csv(out.with_suffix(".csv"))
+    assert "Complete: 2 folds" in out.read_text()
+    # fold 1 lost, and no time left: fold 0 comes back from its part, fold 1 is not started
+    (parts / kept[1]).unlink()
+    res = CliRunner().invoke(ablate, [*args, "--time-limit", "0.000001"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    assert "**Partial grid**" in text and "demo (simulated) 1 of 2" in text
+    partial = pd.read_csv(out.with_suffix(".csv"))
+    assert set(partial.fold) == {0}
+    pd.testing.assert_frame_equal(partial, first[first.fold == 0].reset_index(drop=True))
+    # other settings never mix with the kept folds
+    other = CliRunner().invoke(ablate, [*args[:-1], "2"])
+    assert other.exit_code != 0 and "other settings" in str(other.exception or other.output) and "n_samples" in str(other.exception or other.output)

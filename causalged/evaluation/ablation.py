@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from causalged.errors import InputError
 from causalged.evaluation.benchmark import map_datasets, prepare
 from causalged.evaluation.crossval import fit_predict, fold_inputs, method_params
 from causalged.evaluation.metrics import pcc, ssim
@@ -80,38 +81,68 @@ DEFAULT_LABELS = {"decoder": "decoder not trained jointly", "encoder": "variatio
 
 
 def run_ablation(datasets: Sequence[str], *, seeds: Sequence[int] = (0, 1), n_folds: int = 5, axes: Sequence[str] | None = None,
-                 preset: str = "cpu", device: str = "auto", epochs: int | None = None, n_samples: int = 8, jobs: int = 1) -> pd.DataFrame:
-    """Per gene, fold, seed, dataset and setting: PCC and SSIM (normalized truth) and seconds."""
+                 preset: str = "cpu", device: str = "auto", epochs: int | None = None, n_samples: int = 8, jobs: int = 1,
+                 parts: Path | None = None, deadline: float | None = None) -> pd.DataFrame:
+    """Per gene, fold, seed, dataset and setting: PCC and SSIM (normalized truth) and seconds.
+
+    With ``parts``, each finished fold is kept there as a CSV and reused by a later run with the
+    same settings, so a killed or time-limited run continues where it stopped. No fold starts
+    after ``deadline`` (seconds since the epoch).
+    """
     run = functools.partial(ablate_dataset, seeds=seeds, n_folds=n_folds, axes=axes, preset=preset, device=device, epochs=epochs,
-                            n_samples=n_samples)
+                            n_samples=n_samples, parts=parts, deadline=deadline)
     return pd.concat(map_datasets(run, datasets, jobs=jobs), ignore_index=True)
 
 
+def settings_for(axes: Sequence[str] | None) -> list[Setting]:
+    """The default and the settings of the chosen axes (all axes when ``axes`` is None)."""
+    return [s for s in grid() if s.default or axes is None or s.axis in axes]
+
+
 def ablate_dataset(dataset: str, *, seeds: Sequence[int], n_folds: int, axes: Sequence[str] | None, preset: str, device: str,
-                   epochs: int | None, n_samples: int) -> pd.DataFrame:
-    """The grid on one dataset, every seed and fold (a progress bar per dataset)."""
+                   epochs: int | None, n_samples: int, parts: Path | None = None, deadline: float | None = None) -> pd.DataFrame:
+    """The grid on one dataset, seed by seed and fold by fold (a progress bar per dataset)."""
     from tqdm.auto import tqdm
 
-    settings = [s for s in grid() if s.default or axes is None or s.axis in axes]
-    rows = []
+    settings = settings_for(axes)
+    tables = []
     with tqdm(total=len(seeds) * n_folds, desc=f"ablation {Path(dataset).name}", unit="fold") as bar:
         for seed in seeds:
             name, sc_data, st_data, split = prepare(dataset, seed=seed, n_folds=n_folds)
             for fold in range(split["n_folds"]):
-                inputs = fold_inputs(sc_data, st_data, split, fold)
-                trained: dict = {}
-                for setting in settings:
-                    extra = {**setting.params, "n_samples": n_samples, **({"epochs": epochs} if epochs else {})}
-                    params = method_params(setting.method, seed=seed, preset=preset, device=device, overrides={setting.method: extra})
-                    began = time.perf_counter()
-                    pred, _, info = fit_predict(setting.method, inputs, params=params, seed=seed, trained=trained)
-                    seconds = time.perf_counter() - began
-                    for gene, r, s in zip(inputs["heldout_genes"], pcc(pred, inputs["truth"]), ssim(pred, inputs["truth"])):
-                        rows.append({"dataset": name, "seed": seed, "fold": fold, "axis": setting.axis, "setting": setting.label,
-                                     "gene": gene, "pcc": r, "ssim": s, "seconds": seconds, "epochs_run": info.get("epochs_run"),
-                                     "shared_fit": "fit_shared_with" in info})
+                part = parts / f"{name}_seed{seed}_fold{fold}.csv" if parts else None
+                if part is not None and part.exists():
+                    tables.append(pd.read_csv(part))
+                elif deadline is not None and time.time() > deadline:
+                    log.warning("ablation %s: time limit reached before seed %d fold %d; rerun to continue", name, seed, fold)
+                    return pd.concat(tables or [pd.DataFrame(columns=COLUMNS)], ignore_index=True)
+                else:
+                    table = ablate_fold(settings, fold_inputs(sc_data, st_data, split, fold), dataset=name, seed=seed, fold=fold,
+                                        preset=preset, device=device, epochs=epochs, n_samples=n_samples)
+                    if part is not None:
+                        write_csv_atomic(table, part, index=False)
+                    tables.append(table)
                 bar.update(1)
-    return pd.DataFrame(rows)
+    return pd.concat(tables, ignore_index=True)
+
+
+COLUMNS = ["dataset", "seed", "fold", "axis", "setting", "gene", "pcc", "ssim", "seconds", "epochs_run", "shared_fit"]
+
+
+def ablate_fold(settings: Sequence[Setting], inputs: dict, *, dataset: str, seed: int, fold: int, preset: str, device: str,
+                epochs: int | None, n_samples: int) -> pd.DataFrame:
+    """Every setting on one fold; sampling-only settings reuse the default's fit through ``trained``."""
+    rows, trained = [], {}
+    for setting in settings:
+        extra = {**setting.params, "n_samples": n_samples, **({"epochs": epochs} if epochs else {})}
+        params = method_params(setting.method, seed=seed, preset=preset, device=device, overrides={setting.method: extra})
+        began = time.perf_counter()
+        pred, _, info = fit_predict(setting.method, inputs, params=params, seed=seed, trained=trained)
+        seconds = time.perf_counter() - began
+        for gene, r, s in zip(inputs["heldout_genes"], pcc(pred, inputs["truth"]), ssim(pred, inputs["truth"])):
+            rows.append({"dataset": dataset, "seed": seed, "fold": fold, "axis": setting.axis, "setting": setting.label, "gene": gene,
+                         "pcc": r, "ssim": s, "seconds": seconds, "epochs_run": info.get("epochs_run"), "shared_fit": "fit_shared_with" in info})
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -190,14 +221,13 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- page and figures
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset x setting: mean and SD over genes, SD over seeds of the mean, wall time."""
+    """Per dataset x setting: mean and SD over genes, SD over seeds of the mean, wall time per fold (fit and sampling)."""
     per_seed = table.groupby(["dataset", "axis", "setting", "seed"]).agg(pcc=("pcc", "mean"), ssim=("ssim", "mean")).reset_index()
     genes = table.groupby(["dataset", "axis", "setting"]).agg(pcc=("pcc", "mean"), pcc_gene_sd=("pcc", "std"), ssim=("ssim", "mean"),
                                                               ssim_gene_sd=("ssim", "std"), genes=("gene", "nunique"))
     seeds = per_seed.groupby(["dataset", "axis", "setting"]).agg(pcc_seed_sd=("pcc", "std"), ssim_seed_sd=("ssim", "std"), seeds=("seed", "nunique"))
-    seconds = (table.drop_duplicates(["dataset", "seed", "fold", "setting"]).groupby(["dataset", "axis", "setting"])["seconds"].sum()
-               / table.groupby(["dataset", "axis", "setting"])["seed"].nunique())
-    return genes.join(seeds).join(seconds.rename("seconds_per_seed")).reset_index()
+    seconds = table.drop_duplicates(["dataset", "seed", "fold", "setting"]).groupby(["dataset", "axis", "setting"])["seconds"].mean()
+    return genes.join(seeds).join(seconds.rename("seconds_per_fold")).reset_index()
 
 
 def write_figures(table: pd.DataFrame, folder: Path, *, stem: str) -> dict[str, Path]:
@@ -230,7 +260,8 @@ def write_figures(table: pd.DataFrame, folder: Path, *, stem: str) -> dict[str, 
     return paths
 
 
-def render(table: pd.DataFrame, *, command: str, seeds: Sequence[int], n_folds: int, preset: str, seconds: float, figures: dict) -> str:
+def render(table: pd.DataFrame, *, command: str, seeds: Sequence[int], n_folds: int, preset: str, seconds: float, figures: dict,
+           finished: dict[str, int] | None = None, parts: Path | None = None) -> str:
     from causalged import report
 
     summary, claims = summary_table(table), verdicts(table)
@@ -246,6 +277,7 @@ def render(table: pd.DataFrame, *, command: str, seeds: Sequence[int], n_folds: 
         "genes stop improving. **One axis at a time** is changed from the faithful default; every setting sees the same folds and "
         "seeds. Sampler and inference settings reuse the default's fit (same weights, other sampling).",
         "",
+        *coverage_lines(finished or {}, len(seeds) * n_folds, parts),
         "## Verdicts",
         "",
         "Difference = mean over seeds of (per-seed mean PCC of the claimed-better setting minus the other); SE = its standard "
@@ -259,27 +291,78 @@ def render(table: pd.DataFrame, *, command: str, seeds: Sequence[int], n_folds: 
         unit = " (relative)" if r.claim == "sampler" else ""
         lines.append(f"| {r.dataset} | {r.statement} | {r.difference:+.4f}{unit} | {r.se:.4f} | **{r.verdict}** |")
     lines += ["", "## Every setting", "",
-              "| dataset | axis | setting | PCC (mean ± SD over genes) | PCC SD over seeds | SSIM (mean ± SD over genes) | SSIM SD over seeds | seconds per seed |",
+              "| dataset | axis | setting | PCC (mean ± SD over genes) | PCC SD over seeds | SSIM (mean ± SD over genes) | SSIM SD over seeds | seconds per fold |",
               "|---|---|---|---|---|---|---|---|"]
     for r in summary.itertuples():
         lines.append(f"| {r.dataset} | {r.axis} | {r.setting} | {r.pcc:.3f} ± {r.pcc_gene_sd:.3f} | {r.pcc_seed_sd:.3f} | "
-                     f"{r.ssim:.3f} ± {r.ssim_gene_sd:.3f} | {r.ssim_seed_sd:.3f} | {r.seconds_per_seed:.0f} |")
+                     f"{r.ssim:.3f} ± {r.ssim_gene_sd:.3f} | {r.ssim_seed_sd:.3f} | {r.seconds_per_fold:.0f} |")
     if figures:
         lines += ["", "## Figures", "", *(f"![{axis}]({path})" for axis, path in figures.items())]
     lines += ["", "Raw per-gene table: the CSV beside this page.", ""]
     return "\n".join(lines)
 
 
+def parts_folder(output: Path, config: dict) -> Path:
+    """Where finished folds are kept (``.<stem>.parts`` beside the page), checked against ``config``.
+
+    Folds made under other settings are never mixed in: the folder records its settings, and a
+    run with different ones stops with an error that says what differs and how to go on.
+    """
+    import json
+
+    folder = output.parent / f".{output.stem}.parts"
+    recorded = folder / "settings.json"
+    if recorded.exists():
+        before = json.loads(recorded.read_text())
+        changed = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k))
+        if changed:
+            differs = "; ".join(f"{k}: {before.get(k)!r} then, {config.get(k)!r} now" for k in changed)
+            raise InputError(folder, f"its finished folds were made with other settings ({differs})",
+                             "delete the folder to start afresh, or choose another --output")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(json.dumps(config, indent=1), recorded)
+    return folder
+
+
+def coverage(table: pd.DataFrame, datasets: Sequence[str]) -> dict[str, int]:
+    """Finished folds per dataset (every setting of a fold finishes together); 0 for a dataset none finished on."""
+    done = table.drop_duplicates(["dataset", "seed", "fold"]).groupby("dataset").size()
+    missing = {Path(d).name: 0 for d in datasets[len(done):]}
+    return {**{name: int(n) for name, n in done.items()}, **missing}
+
+
+def coverage_lines(finished: dict[str, int], planned: int, parts: Path | None) -> list[str]:
+    """What part of the grid the page stands on; a partial grid says so before any number."""
+    if all(n == planned for n in finished.values()):
+        return [f"Complete: {planned} folds (seeds x folds) per dataset.", ""]
+    done = ", ".join(f"{name} {n} of {planned}" for name, n in finished.items())
+    return [f"**Partial grid** (stopped by the time limit): folds finished per dataset: {done}. Every finished fold holds every "
+            f"setting, so the comparisons stay paired; rerun the same command to continue (finished folds are kept in "
+            f"`{parts.name if parts else 'the parts folder'}` beside this page).", ""]
+
+
 def ablate(datasets: Sequence[str], *, output: Path, seeds: Sequence[int] = (0, 1), n_folds: int = 5, axes: Sequence[str] | None = None,
            preset: str = "cpu", device: str = "auto", epochs: int | None = None, n_samples: int = 8, command: str = "causalged ablate",
-           jobs: int = 1) -> Path:
-    """Run the grid, then write the page, its CSV and one figure per axis."""
+           jobs: int = 1, time_limit: float | None = None) -> Path:
+    """Run the grid (continuing from kept folds), then write the page, its CSV and one figure per axis.
+
+    ``time_limit`` (minutes): no fold starts after it; the page then says how far the grid got,
+    and the same command continues it.
+    """
     started = time.perf_counter()
-    table = run_ablation(datasets, seeds=seeds, n_folds=n_folds, axes=axes, preset=preset, device=device, epochs=epochs, n_samples=n_samples,
-                         jobs=jobs)
     output = Path(output)
+    config = {"n_folds": n_folds, "preset": preset, "epochs": epochs, "n_samples": n_samples,
+              "settings": [s.label for s in settings_for(axes)]}
+    parts = parts_folder(output, config)
+    deadline = time.time() + 60 * time_limit if time_limit else None
+    table = run_ablation(datasets, seeds=seeds, n_folds=n_folds, axes=axes, preset=preset, device=device, epochs=epochs, n_samples=n_samples,
+                         jobs=jobs, parts=parts, deadline=deadline)
+    if table.empty:
+        raise ValueError(f"no fold of the ablation finished within --time-limit {time_limit} min; give it more time")
     write_csv_atomic(table, output.with_suffix(".csv"), index=False)
     figures = write_figures(table, output.parent / "figures", stem=output.stem)
     text = render(table, command=command, seeds=seeds, n_folds=n_folds, preset=preset, seconds=time.perf_counter() - started,
-                  figures={k: v.relative_to(output.parent).as_posix() for k, v in figures.items()})
+                  figures={k: v.relative_to(output.parent).as_posix() for k, v in figures.items()},
+                  finished=coverage(table, datasets), parts=parts)
     return write_text_atomic(text, output)

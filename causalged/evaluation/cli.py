@@ -133,7 +133,9 @@ def benchmark(datasets, output, methods, seeds, slow_seeds, model_seeds, n_folds
 @click.option("--n-samples", type=int, default=8, show_default=True, help="Diffusion samples per gene; their mean is scored.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Datasets run at once, one process (and one CPU thread) each.")
 @click.option("--model-epochs", type=int, default=None, help="Cap the epochs (a speed option for quick looks; default: the preset's budget).")
-def ablate(datasets, output, seeds, n_folds, axes, preset, device, n_samples, jobs, model_epochs) -> None:
+@click.option("--time-limit", type=float, default=None, help="Minutes after which no new fold starts; the page says how far it got, "
+              "and the same command continues (finished folds are kept).")
+def ablate(datasets, output, seeds, n_folds, axes, preset, device, n_samples, jobs, model_epochs, time_limit) -> None:
     """The paper's ablation claims under the held-out protocol, one axis at a time, on each DATASET.
 
     DATASET: a folder with raw-count sc.h5ad + st.h5ad, or `demo`. Writes the page (verdict per
@@ -149,6 +151,6 @@ def ablate(datasets, output, seeds, n_folds, axes, preset, device, n_samples, jo
     ctx = click.get_current_context()
     given = [f"--{k.replace('_', '-')} {v}" for k, v in ctx.params.items() if k != "datasets" and ctx.get_parameter_source(k).name == "COMMANDLINE"]
     path = run(list(datasets), output=output, seeds=[int(s) for s in seeds.split(",") if s.strip()], n_folds=n_folds, axes=chosen,
-               preset=preset, device=device, epochs=model_epochs, n_samples=n_samples, jobs=jobs,
+               preset=preset, device=device, epochs=model_epochs, n_samples=n_samples, jobs=jobs, time_limit=time_limit,
                command=" ".join(["causalged ablate", *datasets, *given]))
     click.echo(str(path))
