@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from causalged import __version__
-from causalged.errors import InputError
+from causalged.errors import InputError, os_error
 
 SAMPLE = click.option("--sample", required=True, help="Sample id; prefixes every output file.")
 OUTDIR = click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Folder for the outputs (created if missing).")
@@ -21,13 +21,19 @@ EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 class CausalGeDGroup(click.Group):
-    """Turns :class:`InputError` into a one-line message and exit code 2, without a traceback."""
+    """Turns :class:`InputError` and OS errors (disk full, read-only) into one line and exit code 2.
+
+    ``causalged --debug ...`` shows the traceback instead. ``causalged run`` calls the steps
+    through :func:`invoke_step`, so their errors reach this one handler too.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except InputError as err:
-            click.secho(f"Error: {err}", err=True, fg="red")
+        except (InputError, OSError) as err:
+            if ctx.params.get("debug"):
+                raise
+            click.secho(f"Error: {err if isinstance(err, InputError) else os_error(err)}", err=True, fg="red")
             ctx.exit(2)
 
 
@@ -35,7 +41,8 @@ class CausalGeDGroup(click.Group):
 @click.version_option(__version__, prog_name="causalged")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-def cli(verbose: int, quiet: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error instead of its one-line message.")
+def cli(verbose: int, quiet: bool, debug: bool) -> None:
     """CausalGeD: impute the genes your spatial panel did not measure, from a scRNA-seq reference.
 
     Steps, in pipeline order: simulate | validate-samplesheet | qc | normalize | hvg | train |
@@ -68,11 +75,12 @@ def validate_samplesheet(input_path: Path, output: Path | None) -> None:
     """Check a samplesheet against assets/schema_input.json and across rows."""
     import pandas as pd
 
-    from causalged.io import write_csv_atomic
+    from causalged.io import ensure_not_input, write_csv_atomic
     from causalged.samplesheet import read_samplesheet
 
     samples = read_samplesheet(input_path)
     if output:
+        ensure_not_input(output, [input_path, *(p for s in samples for p in (s.sc, s.st, s.genes))])
         rows = [{"sample": s.id, "sc": s.sc.resolve(), "st": s.st.resolve(), "genes": s.genes.resolve() if s.genes else "", "platform": s.platform or ""} for s in samples]
         write_csv_atomic(pd.DataFrame(rows), output, index=False)
     click.echo(f"{input_path}: {len(samples)} sample(s) OK: {', '.join(s.id for s in samples)}")
@@ -155,27 +163,42 @@ def report(outdir: Path, title: str, config: Path | None) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--n-folds", type=int, default=None, help="Cross-validation folds over the shared genes [default: 10; 5 with --demo].")
 @click.option("--top-fraction", type=float, default=0.25, show_default=True)
+@click.option("--min-genes-cell", type=int, default=500, show_default=True, help="QC: drop cells with fewer detected genes (scaled down for small references).")
+@click.option("--min-genes-spot", type=int, default=1, show_default=True, help="QC: drop spots with fewer detected genes.")
+@click.option("--min-cells-gene", type=int, default=1, show_default=True, help="QC: drop genes detected in fewer observations.")
+@click.option("--scale-min-genes/--no-scale-min-genes", default=True, show_default=True, help="QC: scale --min-genes-cell to the reference's gene count.")
+@click.option("--already-normalized", is_flag=True, help="Inputs are log-normalized already: use them as they are.")
 @click.option("--case-insensitive", is_flag=True, help="Match gene names ignoring capitalisation.")
 @click.option("--skip-evaluation", is_flag=True, help="Only impute; skip the held-out-gene cross-validation.")
 def run(input_path, demo, outdir, method, eval_methods, preset, epochs, sampler, steps, mode, device, seed, n_folds, top_fraction,
-        case_insensitive, skip_evaluation) -> None:
-    """Run the whole pipeline on this machine (no Nextflow), ending with the MultiQC report."""
+        min_genes_cell, min_genes_spot, min_cells_gene, scale_min_genes, already_normalized, case_insensitive, skip_evaluation) -> None:
+    """Run the whole pipeline on this machine (no Nextflow), ending with the MultiQC report.
+
+    Everything is checked before the first step; a step whose inputs and parameters are unchanged
+    since it last finished (pipeline_info/resume.json) is skipped, so the same command continues
+    a killed run.
+    """
     from causalged.pipeline import RunParams, run_pipeline
 
     if demo == bool(input_path):
         raise click.UsageError("give exactly one of --input SAMPLESHEET or --demo")
-    if demo:
-        from causalged.simulate import write_demo
-
-        input_path = write_demo(outdir / "demo_data", name="demo", size="demo", seed=seed)["samplesheet"]
     if n_folds is None:
         n_folds = 5 if demo else 10  # the demo finishes in minutes on 2 cores
     params = RunParams(method=method, preset=preset, epochs=epochs, sampler=sampler, steps=steps, mode=mode, device=device, seed=seed,
-                       n_folds=n_folds, top_fraction=top_fraction, case_insensitive=case_insensitive, evaluate=not skip_evaluation)
+                       n_folds=n_folds, top_fraction=top_fraction, min_genes_cell=min_genes_cell, min_genes_spot=min_genes_spot,
+                       min_cells_gene=min_cells_gene, scale_min_genes=scale_min_genes, already_normalized=already_normalized,
+                       case_insensitive=case_insensitive, evaluate=not skip_evaluation, demo=demo)
     if eval_methods:
         params.eval_methods = eval_methods
     report_path = run_pipeline(input_path, outdir, params)
     click.echo(f"MultiQC report: {report_path}")
+
+
+def invoke_step(args: list[str]):
+    """Run one step command in this process, letting its errors propagate to the caller's handler."""
+    command = cli.commands[args[0]]
+    with command.make_context(f"causalged {args[0]}", list(args[1:])) as ctx:
+        return command.invoke(ctx)
 
 
 def _register_step_commands() -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from causalged.errors import InputError
+from causalged.errors import InputError, os_error
 
 log = logging.getLogger(__name__)
 _UMASK = os.umask(0)
@@ -36,8 +36,9 @@ def read_h5ad(path: str | Path, *, role: Role) -> ad.AnnData:
     """Read and validate one input matrix.
 
     Checks: the file exists, is readable AnnData, is not empty, holds no negative or NaN
-    values, has unique gene names (duplicates are made unique with a warning), and for the
-    ST role has spot coordinates, which end up in ``obsm["spatial"]``.
+    values, has unique cell/spot names, unique gene names (reference duplicates are made
+    unique with a warning, ST duplicates are an error), and for the ST role has spot
+    coordinates, which end up in ``obsm["spatial"]``.
     """
     path = Path(path)
     what = ROLE_NAMES[role]
@@ -60,10 +61,16 @@ def read_h5ad(path: str | Path, *, role: Role) -> ad.AnnData:
     check_values(adata.X, path=path)
     if not adata.var_names.is_unique:
         duplicated = sorted(set(adata.var_names[adata.var_names.duplicated()]))
+        if role == "st":  # a panel gene measured twice: no way to tell which column is the gene
+            raise InputError(path, f"{len(duplicated)} gene names appear more than once in the ST panel (e.g. {', '.join(duplicated[:5])})",
+                             "keep one column per gene (sum or drop the duplicates) before running")
         log.warning("%s: %d duplicated gene names made unique (e.g. %s)", path, len(duplicated), ", ".join(duplicated[:5]))
         adata.var_names_make_unique()
     if not adata.obs_names.is_unique:
-        adata.obs_names_make_unique()
+        duplicated = sorted(set(adata.obs_names[adata.obs_names.duplicated()]))
+        noun = "cell" if role == "sc" else "spot"
+        raise InputError(path, f"{len(duplicated)} {noun} names appear more than once (e.g. {', '.join(duplicated[:5])}); models match {noun}s by name",
+                         "make them unique, e.g. adata.obs_names_make_unique() (or prefix each batch's barcodes) and save the file again")
     if role == "st":
         adata.obsm["spatial"] = spatial_coords(adata, path=path)
     return adata
@@ -131,15 +138,57 @@ def _atomic_target(path: str | Path):
 
 
 def atomic_write(path: str | Path, writer) -> Path:
-    """Call ``writer(tmp_path)`` then move the finished file to ``path``; no partial file on failure."""
-    path, tmp = _atomic_target(path)
+    """Call ``writer(tmp_path)`` then move the finished file to ``path``; no partial file on failure.
+
+    Operating-system errors (read-only folder, disk full) become an :class:`InputError` that
+    names ``path``. A process killed between the two leaves only a hidden ``.<name>.*.tmp``,
+    which :func:`remove_stale_temporaries` clears.
+    """
+    try:
+        path, tmp = _atomic_target(path)
+    except OSError as err:
+        raise os_error(err, path) from err
     try:
         writer(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise os_error(err, path) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary of :func:`atomic_write` (or of the MultiQC step)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries a killed write left under ``folder``; returns what was removed."""
+    import shutil
+
+    folder = Path(folder)
+    stale = sorted(p for p in folder.rglob(".*.tmp") if is_temporary(p)) if folder.is_dir() else []
+    for item in stale:
+        shutil.rmtree(item) if item.is_dir() else item.unlink(missing_ok=True)
+    return stale
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, or of every file under a folder (names and bytes), for resume records."""
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not is_temporary(p)) if path.is_dir() else [path]
+    for item in files:
+        digest.update(str(item.relative_to(path) if path.is_dir() else "").encode())
+        with open(item, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def write_h5ad_atomic(adata: ad.AnnData, path: str | Path) -> Path:

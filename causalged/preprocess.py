@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 #: Genes in a typical whole-transcriptome reference; the paper's 500-gene cell threshold assumes one.
 WHOLE_TRANSCRIPTOME_GENES = 20_000
+#: Every method fits on at least this many genes (methods.base.Imputer.fit), in each fold as in production.
+MIN_TRAINING_GENES = 2
+#: Shared genes needed so that each of (at least) 2 folds still leaves MIN_TRAINING_GENES to train on.
+MIN_SHARED_GENES = MIN_TRAINING_GENES + 1
 
 
 # --------------------------------------------------------------------------- gene matching
@@ -55,10 +59,11 @@ def match_genes(sc_data: ad.AnnData, st_data: ad.AnnData, *, case_insensitive: b
                 renamed += 1
             else:
                 new_names.append(name)
+        clashes = sorted({n for n in new_names if new_names.count(n) > 1})
+        if clashes:  # e.g. Gad1 and GAD1 both in the panel: one of them would be lost
+            raise InputError(st_path, f"with --case-insensitive, ST genes differing only in capitalisation become the same gene ({', '.join(clashes[:5])})",
+                             "drop one spelling of each from the ST panel, or match names exactly (without --case-insensitive)")
         st_data.var_names = pd.Index(new_names)
-        if not st_data.var_names.is_unique:
-            log.warning("case-insensitive matching created duplicated ST gene names; made unique")
-            st_data.var_names_make_unique()
     shared = [g for g in sc_data.var_names if g in set(st_data.var_names)]
     if not shared:
         hint = "" if case_insensitive else " or pass --case-insensitive if only capitalisation differs (e.g. Gad1 vs GAD1)"
@@ -142,6 +147,12 @@ def qc(
             "median_genes_before": before["median_genes"], "median_genes_after": after["median_genes"],
         }
         out[role] = filtered
+    dropped = [g for g in st_data.var_names if g not in set(out["st"].var_names)]
+    if dropped:
+        log.warning("%s: QC removed %d ST panel genes detected in fewer than %d spots (%s); they were measured, so they are "
+                    "never imputed as targets", st_path or "ST data", len(dropped), min_cells_gene, ", ".join(dropped[:10]))
+    summary["st_genes_dropped"] = dropped
+    summary["inputs"] = {"sc": None if sc_path is None else str(sc_path), "st": None if st_path is None else str(st_path)}
     shared = [g for g in out["sc"].var_names if g in set(out["st"].var_names)]
     if not shared:
         raise InputError(st_path, "after QC no gene is detected in both the ST panel and the reference", "lower --min-cells-gene or check the inputs")
@@ -249,15 +260,21 @@ def select_hvg(
     sc_data = sc_data.copy()
     sc.pp.highly_variable_genes(sc_data, n_top_genes=n_top, flavor="seurat")
     panel = set(st_data.var_names)
+    # panel genes QC removed (detected in no spot) were measured: imputing them would pass a measurement off as a prediction
+    measured_dropped = set(st_data.uns.get("causalged", {}).get("qc", {}).get("st_genes_dropped", []))
     requested = list(dict.fromkeys(requested_genes or []))
     missing = [g for g in requested if g not in sc_data.var_names]
     if missing:
         log.warning("%d requested genes are not in the reference and cannot be imputed: %s", len(missing), ", ".join(missing[:10]))
-    requested_set = set(requested) - set(missing)
+    not_imputed = sorted(set(requested) & measured_dropped)
+    if not_imputed:
+        log.warning("%d requested genes are in the ST panel but were detected in no spot (removed by QC); they are not imputed: %s",
+                    len(not_imputed), ", ".join(not_imputed[:10]))
+    requested_set = set(requested) - set(missing) - measured_dropped
     var = sc_data.var
     var["causalged_shared"] = var_names_in(sc_data, panel)
     var["causalged_requested"] = var_names_in(sc_data, requested_set)
-    keep = var["highly_variable"] | var["causalged_shared"] | var["causalged_requested"]
+    keep = (var["highly_variable"] | var["causalged_shared"] | var["causalged_requested"]) & ~var_names_in(sc_data, measured_dropped)
     sc_out = sc_data[:, keep.to_numpy()].copy()
     sc_out.var["causalged_target"] = ~sc_out.var["causalged_shared"]
     shared = list(sc_out.var_names[sc_out.var["causalged_shared"].to_numpy()])
@@ -272,6 +289,7 @@ def select_hvg(
         "n_targets": int(sc_out.var["causalged_target"].sum()),
         "n_requested": len(requested),
         "requested_missing": missing,
+        "st_genes_dropped_not_targets": sorted(measured_dropped & set(sc_data.var_names)),
     }
     for data in (sc_out, st_out):
         record_step(data, "hvg", summary)
@@ -301,15 +319,19 @@ def make_gene_splits(
     seed: int = 0,
     n_folds: int = 10,
     fractions: tuple[float, float, float] = (0.7, 0.2, 0.1),
+    path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Seeded 70/20/10 train/validation/test split and K folds over the shared genes.
 
     ``n_folds`` is capped at the number of shared genes; folds are disjoint and together cover
     every shared gene exactly once. Both use one seeded permutation, so they are reproducible.
+    Too few genes for that is an :class:`InputError` naming ``path`` (the ST data).
     """
     genes = list(shared_genes)
-    if len(genes) < 2:
-        raise InputError(None, f"only {len(genes)} gene is shared between the ST panel and the reference", "at least 2 shared genes are needed to train and evaluate")
+    if len(genes) < MIN_SHARED_GENES:
+        raise InputError(path, f"only {len(genes)} genes are shared between the ST panel and the reference (after QC)",
+                         f"at least {MIN_SHARED_GENES} shared genes are needed, so that every cross-validation fold keeps "
+                         f"{MIN_TRAINING_GENES} genes to learn from: use a larger ST panel or check the gene names")
     if abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(f"split fractions must sum to 1, got {fractions}")
     rng = np.random.default_rng(seed)
@@ -319,6 +341,9 @@ def make_gene_splits(
     n_train = len(genes) - n_val - n_test
     k = max(2, min(n_folds, len(genes)))
     folds = [list(chunk) for chunk in np.array_split(np.array(order, dtype=object), k)]
+    if len(genes) - max(map(len, folds)) < MIN_TRAINING_GENES:
+        raise InputError(path, f"with {k} folds over {len(genes)} shared genes a fold would leave fewer than {MIN_TRAINING_GENES} genes to learn from",
+                         f"pass --n-folds {len(genes)} (one gene per fold)")
     return {
         "seed": seed,
         "shared_genes": genes,

@@ -97,18 +97,39 @@ def software_versions() -> dict[str, str]:
 
 
 def run_multiqc(search_dirs: Iterable[str | Path], outdir: str | Path, *, title: str = "CausalGeD", config: str | Path | None = None) -> Path:
-    """Render one self-contained MultiQC HTML report from the custom-content files found."""
+    """Render one self-contained MultiQC HTML report from the custom-content files found.
+
+    MultiQC writes into a hidden temporary folder beside the report, and the finished report
+    is moved into place, so a killed or failed run never leaves a partial report.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from causalged.errors import os_error
+
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    config = Path(config) if config else default_multiqc_config()
-    cmd = [sys.executable, "-m", "multiqc", "--force", "--no-data-dir", "--title", title, "--filename", "multiqc_report.html", "--outdir", str(outdir)]
-    if config is not None and config.exists():
-        cmd += ["--config", str(config)]
-    cmd += [str(d) for d in search_dirs]
-    result = subprocess.run(cmd, capture_output=True, text=True)
     report = outdir / "multiqc_report.html"
-    if result.returncode != 0 or not report.exists():
-        raise RuntimeError(f"MultiQC failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".multiqc.", suffix=".tmp", dir=outdir))
+    except OSError as err:
+        raise os_error(err, outdir) from err
+    try:
+        config = Path(config) if config else default_multiqc_config()
+        cmd = [sys.executable, "-m", "multiqc", "--force", "--no-data-dir", "--title", title, "--filename", report.name, "--outdir", str(staging)]
+        if config is not None and config.exists():
+            cmd += ["--config", str(config)]
+        cmd += [str(d) for d in search_dirs]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0 or not (staging / report.name).exists():
+            raise RuntimeError(f"MultiQC failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+        try:
+            os.replace(staging / report.name, report)
+        except OSError as err:
+            raise os_error(err, report) from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     log.info("MultiQC report: %s", report)
     return report
 

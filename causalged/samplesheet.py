@@ -36,6 +36,8 @@ def input_schema() -> dict:
 def read_samplesheet(path: str | Path) -> list[Sample]:
     """Validate a samplesheet and return its rows; every problem names the row and the fix."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "the samplesheet path is a directory, not a CSV file", "pass --input with the CSV file inside it (columns sample,sc,st[,genes,platform])")
     if not path.is_file():
         raise InputError(path, "the samplesheet does not exist", "pass --input with a CSV file (columns sample,sc,st[,genes,platform])")
     try:
@@ -65,7 +67,8 @@ def read_samplesheet(path: str | Path) -> list[Sample]:
     for number, rec in enumerate(records, start=1):
         for column in ("sc", "st", "genes"):
             if column in rec and not Path(rec[column]).is_file():
-                raise InputError(path, f"row {number}, column {column!r}: file {rec[column]} does not exist", "fix the path (relative paths resolve from the directory you run in)")
+                problem = "is a directory, not a file" if Path(rec[column]).is_dir() else "does not exist"
+                raise InputError(path, f"row {number}, column {column!r}: {rec[column]} {problem}", "fix the path (relative paths resolve from the directory you run in)")
         samples.append(Sample(
             id=rec["sample"], sc=Path(rec["sc"]), st=Path(rec["st"]),
             genes=Path(rec["genes"]) if "genes" in rec else None, platform=rec.get("platform"),

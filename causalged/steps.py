@@ -51,7 +51,9 @@ def run_normalize(sample: str, sc_path: Path, st_path: Path, outdir: Path, *, al
         ensure_not_input(path, [sc_path, st_path])
     for role, path in (("sc", sc_path), ("st", st_path)):
         data = read_h5ad(path, role=role)
-        write_h5ad_atomic(preprocess.normalize(data, already_normalized=already_normalized, path=path), out[role])
+        # name the user's file, not the QC step's copy of it, in an error about its values
+        source = data.uns.get("causalged", {}).get("qc", {}).get("inputs", {}).get(role) or path
+        write_h5ad_atomic(preprocess.normalize(data, already_normalized=already_normalized, path=source), out[role])
     return out
 
 
@@ -65,6 +67,7 @@ def run_hvg(sample: str, sc_path: Path, st_path: Path, outdir: Path, *, genes: P
     sc_hvg, st_hvg, summary = preprocess.select_hvg(sc_data, st_data, top_fraction=top_fraction, requested_genes=requested)
     split = preprocess.make_gene_splits(
         list(st_hvg.var_names), target_genes=list(sc_hvg.var_names[sc_hvg.var["causalged_target"].to_numpy()]), seed=seed, n_folds=n_folds,
+        path=st_path,
     )
     write_h5ad_atomic(sc_hvg, out["sc"])
     write_h5ad_atomic(st_hvg, out["st"])

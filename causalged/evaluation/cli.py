@@ -61,7 +61,9 @@ def crossval(sample, sc_path, st_path, split_path, outdir, methods, preset, devi
     raw counts) and predicted from their scRNA-seq vectors by every method.
     """
     from causalged.evaluation.evaluate import crossval_fold, parse_methods
+    from causalged.model.training import resolve_device
 
+    resolve_device(device)  # --device cuda without a GPU is an error before any work, whatever the methods
     path = crossval_fold(sample, sc_path, st_path, split_path, fold, outdir, methods=parse_methods(methods), seed=seed,
                          n_samples=n_samples, preset=preset, device=device, overrides=model_overrides(epochs, sampler, steps, mode))
     click.echo(str(path))
@@ -79,7 +81,9 @@ def crossval(sample, sc_path, st_path, split_path, outdir, methods, preset, devi
 def evaluate(sample, sc_path, st_path, split_path, outdir, methods, preset, device, seed, n_samples, epochs, sampler, steps, mode, predictions, metric_set, protocol, no_figures, more_predictions) -> None:
     """Score cross-validated predictions: metrics.csv, held-out predictions, trust, figures."""
     from causalged.evaluation.evaluate import evaluate_sample
+    from causalged.model.training import resolve_device
 
+    resolve_device(device)
     paths = evaluate_sample(sample, sc_path, st_path, split_path, outdir, predictions=[*predictions, *more_predictions], methods=methods,
                             metric_set=metric_set, protocol=protocol, seed=seed, n_samples=n_samples, preset=preset, device=device,
                             make_figures=not no_figures, overrides=model_overrides(epochs, sampler, steps, mode))

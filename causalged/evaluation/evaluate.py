@@ -56,6 +56,15 @@ def load_inputs(sc_path: Path, st_path: Path, split_path: Path) -> tuple[ad.AnnD
     return sc_data, st_data, split
 
 
+def read_fold(path: Path) -> ad.AnnData:
+    """One fold file from `crossval`; a truncated or foreign file is an InputError naming it."""
+    try:
+        return ad.read_h5ad(path)
+    except Exception as err:  # h5py/anndata raise many types for a damaged file
+        raise InputError(path, f"could not be read as a fold predictions file ({type(err).__name__}: {err})",
+                         "re-run `causalged crossval` for that fold (the file is truncated or not an .h5ad)") from err
+
+
 def fold_path(outdir: Path, sample: str, fold: int) -> Path:
     return Path(outdir) / f"{sample}.fold{fold}.predictions.h5ad"
 
@@ -96,7 +105,7 @@ def evaluate_sample(
     outdir = Path(outdir)
     sc_data, st_data, split = load_inputs(sc_path, st_path, split_path)
     if predictions:
-        folds = [ad.read_h5ad(p) for p in predictions]
+        folds = [read_fold(p) for p in predictions]
         bad = [str(p) for p, a in zip(predictions, folds) if "causalged_crossval" not in a.uns]
         if bad:
             raise InputError(bad[0], "not a fold predictions file (no uns['causalged_crossval'])", "pass the <sample>.fold<K>.predictions.h5ad files written by `causalged crossval`")

@@ -85,10 +85,9 @@ def train_model(
 
     if method not in METHODS:
         raise InputError(None, f"unknown method {method!r}", f"choose one of {', '.join(METHODS)}")
-    if method in MODEL_METHODS:
-        from causalged.model.training import resolve_device
+    from causalged.model.training import resolve_device
 
-        resolve_device(device)  # fail before reading data when --device cuda has no GPU
+    resolve_device(device)  # fail before reading data when --device cuda has no GPU, whatever the method
     outdir = Path(outdir)
     model_dir = outdir / f"{sample}.model"
     ensure_not_input(model_dir, [sc_path, st_path, split_path])
@@ -179,7 +178,9 @@ def impute_genes(
     each target gene for this method lands in ``var["expected_pcc"]`` (NaN without it).
     """
     from causalged.io import ensure_not_input, read_h5ad, record_step, write_h5ad_atomic
+    from causalged.model.training import resolve_device
 
+    resolve_device(device)  # --device cuda without a GPU is an error, whatever the method
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"
     if not config_path.is_file():

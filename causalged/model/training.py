@@ -37,6 +37,7 @@ a kill ends exactly where the uninterrupted run ends (same seed, same device).
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import math
 import time
@@ -278,7 +279,12 @@ def fit(
     resume: bool = False,
     progress: bool = True,
 ) -> list[dict]:
-    """Train ``module`` in place; returns one history record per epoch."""
+    """Train ``module`` in place; returns one history record per epoch.
+
+    ``resume`` refuses (InputError) a checkpoint made on other data or with another seed:
+    continuing it would record this run's seed beside another run's model.
+    """
+    fingerprint = data_fingerprint(train, val, seed)
     module.to(device)
     train = GeneSet(train.st.to(device), train.sc.to(device))
     val = GeneSet(val.st.to(device), val.sc.to(device)) if val is not None and val.st.shape[0] else None
@@ -301,6 +307,7 @@ def fit(
     checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if resume and checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
+        _check_resumable(checkpoint, saved.get("fingerprint"), fingerprint)
         if saved["settings"] != asdict(settings):
             log.warning("resuming with settings that differ from the checkpoint's: %s vs %s", asdict(settings), saved["settings"])
         module.load_state_dict(saved["module"])
@@ -366,7 +373,7 @@ def fit(
             bar.set_postfix(phase=phase, loss=f"{train_loss:.4f}", val=f"{record['val_loss']:.4f}", best_pcc=f"{state['best_val']:.3f}")
             last = state["epoch"] == settings.epochs or state["stopped"]
             if checkpoint is not None and (state["epoch"] % settings.checkpoint_every == 0 or last):
-                _save_checkpoint(checkpoint, module, optimizer, scaler, generator, state, settings)
+                _save_checkpoint(checkpoint, module, optimizer, scaler, generator, state, settings, fingerprint)
     finally:
         bar.close()
     if state["best_state"] is not None:
@@ -375,8 +382,32 @@ def fit(
     return state["history"]
 
 
-def _save_checkpoint(path: Path, module, optimizer, scaler, generator, state, settings) -> None:
+def data_fingerprint(train: GeneSet, val: GeneSet | None, seed: int) -> dict:
+    """What a checkpoint was trained on: the seed, the gene count and a digest of every value."""
+    digest = hashlib.sha256()
+    for tensor in (*train, *(val or ())):
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return {"seed": int(seed), "n_genes": int(train.st.shape[0]), "data": digest.hexdigest()[:16]}
+
+
+def _check_resumable(checkpoint: Path, saved: dict | None, current: dict) -> None:
+    if saved == current:
+        return
+    if saved is None:
+        problem = "the checkpoint does not record the data and seed it was trained on (written by an older version)"
+    elif saved["seed"] != current["seed"]:
+        problem = f"the checkpoint was trained with seed {saved['seed']}, but this run asks for seed {current['seed']}"
+    else:
+        problem = (f"the checkpoint was trained on other data ({saved['n_genes']} genes, digest {saved['data']}; "
+                   f"now {current['n_genes']} genes, digest {current['data']})")
+    raise InputError(checkpoint, f"{problem}; resuming would continue that model", "resume with the same inputs and --seed, "
+                     f"or train without --resume (it starts afresh and replaces {checkpoint.name})")
+
+
+def _save_checkpoint(path: Path, module, optimizer, scaler, generator, state, settings, fingerprint: dict) -> None:
     payload = {
+        "fingerprint": fingerprint,
         "module": module.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
