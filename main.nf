@@ -10,13 +10,18 @@ include { CAUSALGED } from './workflows/causalged'
 
 workflow {
     main:
+    if (params.version) {
+        println("${workflow.manifest.name} ${workflow.manifest.version}")
+        System.exit(0)
+    }
     if (params.validate_params) {
         validateParameters()
     }
     log.info(paramsSummaryLog(workflow))
 
     // Rows come back as [meta, sc, st, genes], with genes = [] when the column is empty.
-    ch_samples = channel.fromList(samplesheetToList(params.input, "${projectDir}/assets/schema_input.json"))
+    def samplesheet = params.input_basedir ? rebasedSamplesheet(params.input, params.input_basedir, params.trace_report_suffix) : params.input
+    ch_samples = channel.fromList(samplesheetToList(samplesheet, "${projectDir}/assets/schema_input.json"))
 
     ch_multiqc_config = channel.value(file(params.multiqc_config ?: "${projectDir}/assets/multiqc_config.yml", checkIfExists: true))
 
@@ -34,6 +39,7 @@ workflow {
         ch_multiqc_config,
         ch_run_mqc,
         !params.skip_evaluation,
+        params.allow_failed_folds,
         !params.skip_multiqc,
         pipeline_info,
     )
@@ -43,6 +49,28 @@ workflow {
 
     onError:
     log.error("CausalGeD stopped: ${workflow.errorMessage}. Fix the cause and rerun with -resume to reuse finished tasks.")
+}
+
+// A copy of the samplesheet whose relative file paths resolve from `basedir` instead of the launch
+// directory (the test profile points it at the pipeline's folder). Plain CSV: the schema forbids
+// spaces in paths, and a path with a comma could not be a samplesheet cell anyway.
+def rebasedSamplesheet(input, basedir, suffix) {
+    def lines = file(input, checkIfExists: true).readLines().findAll { line -> line.trim() }
+    def header = lines[0].split(',', -1) as List
+    def file_columns = ['sc', 'st', 'genes'].collect { name -> header.indexOf(name) }.findAll { i -> i >= 0 }
+    def rows = lines.drop(1).collect { line ->
+        def cells = line.split(',', -1) as List
+        file_columns.each { i ->
+            if (cells[i] && !cells[i].startsWith('/') && !cells[i].contains('://')) {
+                cells[i] = file(basedir).resolve(cells[i]).toString()
+            }
+        }
+        cells.join(',')
+    }
+    def rebased = file("${workflow.workDir}/causalged/samplesheet.${suffix}.csv")
+    rebased.parent.mkdirs()
+    rebased.text = ([lines[0]] + rows).join('\n') + '\n'
+    return rebased
 }
 
 // MultiQC custom content (an HTML section) listing the parameters of this run, by schema group.

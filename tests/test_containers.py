@@ -80,8 +80,10 @@ def test_image_tags_agree_with_the_pipeline():
     version = _pyproject()["project"]["version"]
     config = (REPO / "nextflow.config").read_text()
     assert re.search(rf"^\s*version\s*=\s*'{re.escape(version)}'", config, re.M), "manifest.version != pyproject version"
-    assert f"localhost/causalged:{version}'" in config and f"localhost/causalged:{version}-cuda'" in config
-    assert f"causalged-{version}.sif" in config and f"causalged-{version}-cuda.sif" in config
+    # the modules name localhost/causalged:<manifest.version>, the gpu profile adds -cuda for GPU tasks
+    for module in (REPO / "modules").rglob("main.nf"):
+        assert 'container "localhost/causalged:${workflow.manifest.version}"' in module.read_text(), module
+    assert "localhost/causalged:${workflow.manifest.version}${task.ext.use_gpu ? '-cuda' : ''}" in config
     build = (REPO / "containers" / "build.sh").read_text()
     assert 'localhost/causalged:${version}"' in build and 'localhost/causalged:${version}-cuda"' in build
 

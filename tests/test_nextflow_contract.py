@@ -36,18 +36,21 @@ MULTIQC_CONFIG = REPO / "assets/multiqc_config.yml"
 TASK_SHELL = ["bash", "-C", "-e", "-u", "-o", "pipefail"]
 
 # How the workflows wire each process input: (upstream process, emit name, index among the tuple's paths).
+HVG = "CAUSALGED_SELECT_HVG"
 WIRING = {
-    "QC": {"sc": "sample:sc", "st": "sample:st"},
-    "NORMALIZE": {"sc": ("QC", "h5ad", 0), "st": ("QC", "h5ad", 1)},
-    "SELECT_HVG": {"sc": ("NORMALIZE", "h5ad", 0), "st": ("NORMALIZE", "h5ad", 1), "genes": "sample:genes"},
-    "CROSSVALIDATE": {"sc": ("SELECT_HVG", "h5ad", 0), "st": ("SELECT_HVG", "h5ad", 1), "split": ("SELECT_HVG", "split", 0)},
-    "EVALUATE": {"sc": ("SELECT_HVG", "h5ad", 0), "st": ("SELECT_HVG", "h5ad", 1), "split": ("SELECT_HVG", "split", 0),
-                 "predictions": ("CROSSVALIDATE", "predictions", 0)},
-    "TRAIN": {"sc": ("SELECT_HVG", "h5ad", 0), "st": ("SELECT_HVG", "h5ad", 1), "split": ("SELECT_HVG", "split", 0)},
-    "IMPUTE": {"model": ("TRAIN", "model", 0), "sc": ("SELECT_HVG", "h5ad", 0), "st": ("SELECT_HVG", "h5ad", 1),
-               "trust": ("EVALUATE", "trust", 0)},
+    "CAUSALGED_QC": {"sc": "sample:sc", "st": "sample:st"},
+    "CAUSALGED_NORMALIZE": {"sc": ("CAUSALGED_QC", "h5ad", 0), "st": ("CAUSALGED_QC", "h5ad", 1)},
+    HVG: {"sc": ("CAUSALGED_NORMALIZE", "h5ad", 0), "st": ("CAUSALGED_NORMALIZE", "h5ad", 1), "genes": "sample:genes"},
+    "CAUSALGED_CROSSVALIDATE": {"sc": (HVG, "h5ad", 0), "st": (HVG, "h5ad", 1), "split": (HVG, "split", 0)},
+    "CAUSALGED_EVALUATE": {"sc": (HVG, "h5ad", 0), "st": (HVG, "h5ad", 1), "split": (HVG, "split", 0),
+                           "predictions": ("CAUSALGED_CROSSVALIDATE", "predictions", 0)},
+    "CAUSALGED_TRAIN": {"sc": (HVG, "h5ad", 0), "st": (HVG, "h5ad", 1), "split": (HVG, "split", 0)},
+    "CAUSALGED_IMPUTE": {"model": ("CAUSALGED_TRAIN", "model", 0), "sc": (HVG, "h5ad", 0), "st": (HVG, "h5ad", 1),
+                         "trust": ("CAUSALGED_EVALUATE", "trust", 0)},
     "MULTIQC": {"multiqc_files": "mqc", "multiqc_config": "config"},
 }
+#: The ext directives of conf/modules.config that the tests render.
+EXT = ("args", "step", "prefix", "use_gpu", "allow_failure")
 ORDER = list(WIRING)
 
 
@@ -73,7 +76,7 @@ def _render_request(procs, tasks) -> dict:
     config = (REPO / "conf/modules.config").read_text()
     ext = {}
     for name, body in nfsource.with_name_blocks(config).items():
-        ext[name] = {d: src for d in ("args", "step") if (src := nfsource.closure_assignment(body, f"ext.{d}"))}
+        ext[name] = {d: src for d in EXT if (src := nfsource.closure_assignment(body, f"ext.{d}"))}
     return {
         "project_dir": str(REPO),
         "manifest_version": re.search(r"version\s*=\s*'([^']+)'", nfsource.scope_block((REPO / "nextflow.config").read_text(), "manifest")).group(1),
@@ -168,13 +171,14 @@ def _create_inputs(command, args: list[str]):
                 Path(token).mkdir(exist_ok=True)
 
 
-@pytest.mark.parametrize("name", ["IMPUTE", "CROSSVALIDATE"])
+@pytest.mark.parametrize("name", ["CAUSALGED_IMPUTE", "CAUSALGED_CROSSVALIDATE"])
 @pytest.mark.parametrize("block, expected", [
-    ("", {"sampler": "ddim", "steps": 50, "mode": None}),
-    ("sampler = 'ddpm'\nsampling_steps = 20\ninference_mode = 'autoregressive'", {"sampler": "ddpm", "steps": 20, "mode": "autoregressive"}),
-], ids=["defaults", "given"])
-def test_sampling_params_reach_the_command(name, block, expected, procs, renderer, tmp_path, monkeypatch):
-    """--sampler, --sampling_steps and --inference_mode arrive in impute and crossval as the CLI reads them."""
+    ("", {"sampler": "ddim", "steps": 50, "mode": None, "device": "cpu", "n_samples": 2, "seed": 0}),
+    ("sampler = 'ddpm'\nsampling_steps = 20\ninference_mode = 'autoregressive'\ndevice = 'cuda'\nn_samples = 5\nseed = 3",
+     {"sampler": "ddpm", "steps": 20, "mode": "autoregressive", "device": "cuda", "n_samples": 5, "seed": 3}),
+], ids=["test-profile", "given"])
+def test_inference_params_reach_the_command(name, block, expected, procs, renderer, tmp_path, monkeypatch):
+    """Every inference option impute and crossval take (device, samples, seed, sampler, steps, mode) arrives as the CLI reads it."""
     proc = procs[name]
     request = _render_request(procs, [_task(proc, name, "script", _placeholder_bindings(proc, {**META, "fold": 0, "n_folds": 2}))])
     request["params_blocks"].append(block)
@@ -184,6 +188,22 @@ def test_sampling_params_reach_the_command(name, block, expected, procs, rendere
     _create_inputs(command, tokens[1:])
     given = command.make_context(f"causalged-{step}", tokens[1:]).params
     assert {k: given[k] for k in expected} == expected
+
+
+def test_every_inference_option_of_the_cli_is_passed():
+    """The options of `causalged impute` / `crossval` that the pipeline does not set are only the task's own files."""
+    from causalged.evaluation.cli import crossval
+    from causalged.model.cli import impute
+
+    config = (REPO / "conf/modules.config").read_text()
+    blocks = nfsource.with_name_blocks(config)
+    module_args = {"sample", "sc", "st", "split", "outdir", "model", "trust", "fold"}  # set by the module script
+    for name, command in (("CAUSALGED_IMPUTE", impute), ("CAUSALGED_CROSSVALIDATE", crossval)):
+        for param in command.params:
+            flag = param.opts[0]
+            if param.name.removesuffix("_path").removesuffix("_dir") in module_args:
+                continue
+            assert f'"{flag} ' in blocks[name], f"{name}: {flag} of `causalged {command.name}` is never set by conf/modules.config"
 
 
 def test_versions_are_recorded_by_every_script(placeholder_render, procs):
@@ -206,8 +226,11 @@ def _directives(renderer, procs, items) -> dict:
         ({"slurm_partition": "cpu", "slurm_gpu_partition": "gpu", "slurm_account": "lab"}, None, "cpu", "--account=lab"),
         ({"slurm_partition": "cpu"}, {"request": 2}, "cpu", "--gres=gpu:2"),
         ({}, None, None, ""),
+        ({"slurm_account": "lab", "slurm_options": "--qos=long --constraint=avx2", "slurm_gpu_options": "--constraint=a100"}, {"request": 1}, None,
+         "--account=lab --qos=long --constraint=avx2 --gres=gpu:1 --constraint=a100"),
+        ({"slurm_options": "--qos=long", "slurm_gpu_options": "--constraint=a100"}, None, None, "--qos=long"),
     ],
-    ids=["gpu-task", "cpu-task", "gpu-no-gpu-partition", "defaults"],
+    ids=["gpu-task", "cpu-task", "gpu-no-gpu-partition", "defaults", "extra-options-gpu", "extra-options-cpu"],
 )
 def test_slurm_routes_gpu_tasks(renderer, procs, partitions, accelerator, queue, options):
     """-profile slurm,gpu: only tasks that got an accelerator go to the GPU partition with --gres."""
@@ -220,26 +243,106 @@ def test_slurm_routes_gpu_tasks(renderer, procs, partitions, accelerator, queue,
     assert out["queue"] == queue and out["clusterOptions"] == options
 
 
+def _gpu_block() -> str:
+    return nfsource.label_block(nfsource.profile_block("gpu"), "process_gpu")
+
+
 @pytest.mark.parametrize(
-    "engine, options, image",
-    [
-        ("docker", "--gpus all", "localhost/causalged:0.1.0-cuda"),
-        ("podman", "--device nvidia.com/gpu=all", "localhost/causalged:0.1.0-cuda"),
-        ("singularity", "--nv", "/launch/causalged-0.1.0-cuda.sif"),
-        ("apptainer", "--nv", "/launch/causalged-0.1.0-cuda.sif"),
-        (None, "", "localhost/causalged:0.1.0-cuda"),
-    ],
+    "engine, options",
+    [("docker", "--gpus all"), ("podman", "--device nvidia.com/gpu=all"), ("singularity", "--nv"), ("apptainer", "--nv"), (None, "")],
 )
-def test_gpu_profile_container_options(renderer, procs, engine, options, image):
-    block = nfsource.label_block(nfsource.profile_block("gpu"), "process_gpu")
-    scope = {"workflow": {"containerEngine": engine, "launchDir": "/launch"}}
-    out = _directives(renderer, procs, [
-        {"key": "containerOptions", "source": nfsource.closure_assignment(block, "containerOptions"), "scope": scope},
-        {"key": "container", "source": nfsource.closure_assignment(block, "container"), "scope": scope},
-        {"key": "custom", "source": nfsource.closure_assignment(block, "container"), "scope": {**scope, "params": {"container_gpu": "/img/gpu.sif"}}},
-        {"key": "accelerator", "source": nfsource.closure_assignment(block, "accelerator"), "scope": scope},
-    ])
-    assert out == {"containerOptions": options, "container": image, "custom": "/img/gpu.sif", "accelerator": "1"}
+def test_gpu_profile_container_options(renderer, procs, engine, options):
+    """A task that uses a GPU gets one accelerator, the CUDA image and its engine's GPU option; another gets none."""
+    block = _gpu_block()
+    items = []
+    for use_gpu in (True, False):
+        scope = {"workflow": {"containerEngine": engine, "manifest": {"version": "0.1.0"}}, "task": {"ext": {"use_gpu": use_gpu}}}
+        items += [{"key": f"{d}:{use_gpu}", "source": nfsource.closure_assignment(block, d), "scope": scope} for d in ("containerOptions", "container", "accelerator")]
+    out = _directives(renderer, procs, items)
+    assert out == {
+        "containerOptions:True": options, "container:True": "localhost/causalged:0.1.0-cuda", "accelerator:True": "1",
+        "containerOptions:False": "", "container:False": "localhost/causalged:0.1.0", "accelerator:False": None,
+    }
+
+
+GPU_STEPS = ["CAUSALGED_TRAIN", "CAUSALGED_IMPUTE", "CAUSALGED_CROSSVALIDATE"]
+
+
+@pytest.mark.parametrize(
+    "params_block, gpu",
+    [
+        ("method = 'knn_ridge_blend'\neval_methods = 'knn,mean_map'", {"CAUSALGED_TRAIN": False, "CAUSALGED_IMPUTE": False, "CAUSALGED_CROSSVALIDATE": False}),
+        ("method = 'knn_ridge_blend'", {"CAUSALGED_TRAIN": False, "CAUSALGED_IMPUTE": False, "CAUSALGED_CROSSVALIDATE": True}),  # default eval_methods has causalged
+        ("method = 'causalged'\neval_methods = 'knn'", {"CAUSALGED_TRAIN": True, "CAUSALGED_IMPUTE": True, "CAUSALGED_CROSSVALIDATE": True}),
+        ("method = 'causalged_ar'\neval_methods = 'knn'", {"CAUSALGED_TRAIN": True, "CAUSALGED_IMPUTE": True, "CAUSALGED_CROSSVALIDATE": True}),
+        ("method = 'kernel_ridge'\neval_methods = 'causalged_plus'", {"CAUSALGED_TRAIN": False, "CAUSALGED_IMPUTE": False, "CAUSALGED_CROSSVALIDATE": True}),
+    ],
+    ids=["cpu-method", "cpu-method-default-eval", "causalged", "causalged_ar", "cpu-method-model-eval"],
+)
+def test_gpu_only_for_tasks_whose_method_needs_one(renderer, procs, params_block, gpu):
+    """-profile gpu: the accelerator (and so the Slurm GPU partition and --gres) follows the methods each task runs."""
+    request = _render_request(procs, [])
+    request["params_blocks"] = request["params_blocks"][:1] + [params_block]  # nextflow.config defaults + the case
+    ext = renderer.render(request)["ext"]
+    accelerator = nfsource.closure_assignment(_gpu_block(), "accelerator")
+    slurm = nfsource.scope_block((REPO / "conf/slurm.config").read_text(), "process")
+    items = []
+    for name in GPU_STEPS:
+        use_gpu = ext[name]["use_gpu"] == "true"
+        assert use_gpu == gpu[name], f"{name}: ext.use_gpu {ext[name]['use_gpu']} with {params_block!r}"
+        items.append({"key": name, "source": accelerator, "scope": {"task": {"ext": {"use_gpu": use_gpu}}}})
+    out = _directives(renderer, procs, items)
+    for name in GPU_STEPS:
+        assert out[name] == ("1" if gpu[name] else None), name
+        request = {"task": {"accelerator": {"request": 1} if out[name] else None}, "params": {"slurm_partition": "cpu", "slurm_gpu_partition": "gpu"}}
+        routed = _directives(renderer, procs, [{"key": "q", "source": nfsource.closure_assignment(slurm, "queue"), "scope": request}])
+        assert routed["q"] == ("gpu" if gpu[name] else "cpu")
+
+
+def test_gpu_methods_are_the_diffusion_models():
+    from causalged.methods import MODEL_METHODS
+
+    params = nfsource.scope_block((REPO / "nextflow.config").read_text(), "params")
+    assert re.search(r"gpu_methods\s*=\s*'([^']+)'", params).group(1).split(",") == list(MODEL_METHODS)
+
+
+@pytest.mark.parametrize(
+    "exit_status, attempt, allow, expected",
+    [(75, 1, None, "retry"), (137, 1, None, "retry"), (75, 2, None, "finish"), (1, 1, None, "finish"), (1, 1, True, "ignore"), (75, 2, True, "ignore")],
+    ids=["cuda-oom", "oom-kill", "cuda-oom-again", "error", "error-allowed", "cuda-oom-again-allowed"],
+)
+def test_error_strategy(renderer, procs, exit_status, attempt, allow, expected):
+    """CUDA out-of-memory (exit 75) and resource kills are retried once; a failure is ignored only where ext.allow_failure."""
+    from causalged.model.gpu import EXIT_CUDA_OOM
+
+    assert EXIT_CUDA_OOM == 75
+    base = nfsource.scope_block((REPO / "conf/base.config").read_text(), "process")
+    scope = {"task": {"exitStatus": exit_status, "attempt": attempt, "maxRetries": 1, "ext": {"allow_failure": allow}}}
+    out = _directives(renderer, procs, [{"key": "e", "source": nfsource.closure_assignment(base, "errorStrategy"), "scope": scope}])
+    assert out["e"] == expected
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_allow_failed_folds_reaches_crossvalidate_only(renderer, procs, allowed):
+    request = _render_request(procs, [])
+    request["params_blocks"].append(f"allow_failed_folds = {str(allowed).lower()}")
+    ext = renderer.render(request)["ext"]
+    assert ext["CAUSALGED_CROSSVALIDATE"]["allow_failure"] == str(allowed).lower()
+    assert all("allow_failure" not in directives for name, directives in ext.items() if name != "CAUSALGED_CROSSVALIDATE")
+
+
+def test_model_steps_retry_with_half_the_batch(renderer, procs):
+    """The model steps export CAUSALGED_BATCH_SCALE from the attempt: 1, then 0.5 on the retry after a CUDA OOM."""
+    meta = {**META, "fold": 0, "n_folds": 2}
+    for name in GPU_STEPS:
+        proc = procs[name]
+        texts = []
+        for attempt in (1, 2):
+            request = _render_request(procs, [_task(proc, name, "script", _placeholder_bindings(proc, meta))])
+            request["tasks"][0]["attempt"] = attempt
+            texts.append(renderer.render(request)["tasks"][name]["text"])
+        scales = [float(re.search(r"export CAUSALGED_BATCH_SCALE=(\S+)", text).group(1)) for text in texts]
+        assert scales == [1.0, 0.5], name
 
 
 # ----------------------------------------------------------------------------- stubs
@@ -353,8 +456,8 @@ def test_step_runs_and_creates_its_outputs(name, procs, chain, renderer):
         chain.skipped[name] = str(skip)
         raise
 
-    if name == "CROSSVALIDATE":  # one task per fold, as the evaluation subworkflow fans out
-        split = chain.outputs["SELECT_HVG"]["split"][0][0]
+    if name == "CAUSALGED_CROSSVALIDATE":  # one task per fold, as the evaluation subworkflow fans out
+        split = chain.outputs[HVG]["split"][0][0]
         n_folds = json.loads(split.read_text())["n_folds"]
         tasks = [_run_task(proc, f"{name}_{k}", {**META, "fold": k, "n_folds": n_folds}, inputs, chain, procs, renderer) for k in range(n_folds)]
     else:
@@ -362,10 +465,10 @@ def test_step_runs_and_creates_its_outputs(name, procs, chain, renderer):
         tasks = [_run_task(proc, key, dict(META) if name != "MULTIQC" else {"id": "causalged"}, inputs, chain, procs, renderer)]
     _record(chain, name, tasks)
 
-    if name == "IMPUTE":  # the evaluation's trust table reached the imputed genes
+    if name == "CAUSALGED_IMPUTE":  # the evaluation's trust table reached the imputed genes
         import anndata as ad
 
-        imputed = ad.read_h5ad(chain.outputs["IMPUTE"]["h5ad"][0][0])
+        imputed = ad.read_h5ad(chain.outputs["CAUSALGED_IMPUTE"]["h5ad"][0][0])
         assert imputed.n_vars > 0 and imputed.var["expected_pcc"].notna().all()
     if name == "MULTIQC":
         _check_report(chain.outputs["MULTIQC"]["report"][0][0], mqc_files)
@@ -383,3 +486,5 @@ def _check_report(report: Path, mqc_files: list[Path]):
             continue
         assert f'id="{section}"' in html or f"id='{section}'" in html, f"section {section} (from {f.name}) missing in the report"
     assert "Software Versions" in html or "software_versions" in html
+    for process in ["CAUSALGED_QC", "CAUSALGED_TRAIN", "CAUSALGED_IMPUTE", "CAUSALGED_EVALUATE", "MULTIQC"]:
+        assert process in html, f"the versions of {process} are not in the report"

@@ -1,9 +1,10 @@
 """Structure of the Nextflow pipeline, checked without Nextflow or Java.
 
-nf-core conventions the pipeline promises (issue 4): includes resolve, every process has one
-defined resource label, a meta tag, meta-tuple inputs, named emits, ext.args, a stub and a versions
-record; the profiles exist and GPU settings are scoped to the GPU label; parameters and the schema
-agree; the bin/ scripts the modules call exist and are executable.
+nf-core conventions the pipeline promises (issues 4 and 12): includes resolve, every process has
+one defined resource label, a meta tag, meta-tuple inputs, named emits, ext.args, ext.prefix,
+`when:`, conda and container directives, a stub and a versions record, and a meta.yml and
+environment.yml that match it; the profiles exist and GPU settings are scoped to the GPU label;
+parameters and the schema agree; the bin/ scripts the modules call exist and are executable.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from nf import nfsource
 REPO = nfsource.REPO
 PROCESSES = nfsource.processes()
 PROFILES = {"docker", "singularity", "apptainer", "podman", "conda", "test", "gpu", "slurm"}
+#: The model steps may run a diffusion model, so they carry the GPU capability label beside their size.
+GPU_CAPABLE = ["CAUSALGED_CROSSVALIDATE", "CAUSALGED_IMPUTE", "CAUSALGED_TRAIN"]
 
 
 def _text(rel: str) -> str:
@@ -78,13 +81,15 @@ def _base_labels() -> set[str]:
 
 
 def test_base_config_defines_the_standard_labels():
-    assert _base_labels() >= {"process_single", "process_low", "process_medium", "process_high", "process_gpu"}
+    assert _base_labels() >= {"process_single", "process_low", "process_medium", "process_high", "process_model"}
+    assert "process_gpu" not in _base_labels(), "process_gpu is a capability (the gpu profile), not a size"
 
 
 @pytest.mark.parametrize("proc", PROCESSES, ids=_ids(PROCESSES))
 def test_process_conventions(proc):
-    assert len(proc.labels) == 1, f"{proc.name}: exactly one resource label, got {proc.labels}"
-    assert proc.labels[0] in _base_labels(), f"{proc.name}: label {proc.labels[0]} is not defined in conf/base.config"
+    sizes = [label for label in proc.labels if label != "process_gpu"]
+    assert len(sizes) == 1, f"{proc.name}: exactly one resource label, got {proc.labels}"
+    assert sizes[0] in _base_labels(), f"{proc.name}: label {sizes[0]} is not defined in conf/base.config"
     assert proc.tag and proc.tag.startswith("${meta.id}"), f"{proc.name}: tag must start with ${{meta.id}}"
     assert proc.input_lines and proc.input_lines[0].startswith("tuple val(meta), path("), f"{proc.name}: first input must be tuple val(meta), path(...)"
     for out in proc.outputs:
@@ -111,8 +116,74 @@ def test_process_calls_an_executable_bin_script(proc):
 
 
 def test_gpu_label_only_on_model_steps():
-    gpu = sorted(p.name for p in PROCESSES if p.labels == ["process_gpu"])
-    assert gpu == ["CROSSVALIDATE", "IMPUTE", "TRAIN"]
+    gpu = sorted(p.name for p in PROCESSES if "process_gpu" in p.labels)
+    assert gpu == GPU_CAPABLE
+
+
+def test_process_names_carry_the_pipeline_prefix():
+    """nf-core names a module TOOL_SUBCOMMAND: causalged's steps are CAUSALGED_<STEP>; the MultiQC module keeps
+    the nf-core/modules name, so that `nf-core modules install multiqc` can replace it."""
+    for proc in PROCESSES:
+        assert proc.name.startswith("CAUSALGED_") or proc.name == "MULTIQC", proc.name
+
+
+@pytest.mark.parametrize("proc", PROCESSES, ids=_ids(PROCESSES))
+def test_process_has_the_nf_core_module_form(proc):
+    from causalged import __version__
+
+    assert re.search(r'^\s*conda "\$\{moduleDir\}/environment\.yml"$', proc.directives, re.M), f"{proc.name}: no conda directive"
+    container = re.search(r'^\s*container "([^"]+)"$', proc.directives, re.M)
+    assert container, f"{proc.name}: no container directive"
+    assert container.group(1) == "localhost/causalged:${workflow.manifest.version}", container.group(1)
+    assert re.search(r"version\s*=\s*'([^']+)'", nfsource.scope_block(_text("nextflow.config"), "manifest")).group(1) == __version__
+    assert proc.sections["when"].strip() == "task.ext.when == null || task.ext.when", f"{proc.name}: nf-core when: section"
+    for section in ("script", "stub"):
+        assert re.search(r"^\s*prefix = task\.ext\.prefix \?: ", proc.sections[section], re.M), f"{proc.name}: {section} ignores task.ext.prefix"
+    for out in proc.outputs:
+        for pattern in out.patterns:
+            assert pattern == "versions.yml" or "${prefix}" in pattern, f"{proc.name}: output {pattern} is not named by the prefix"
+
+
+def _meta_yml(proc) -> dict:
+    path = proc.path.parent / "meta.yml"
+    assert path.is_file(), f"{proc.name}: no meta.yml"
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("proc", PROCESSES, ids=_ids(PROCESSES))
+def test_meta_yml_describes_the_process(proc):
+    """meta.yml (nf-core form): the process name, its tools, every input in order and every emit with its files."""
+    meta = _meta_yml(proc)
+    assert meta["name"] == proc.name.lower()
+    assert {k for tool in meta["tools"] for k in tool} >= ({"multiqc"} if proc.name == "MULTIQC" else {"causalged"})
+    documented_inputs = [name for channel in meta["input"] for item in (channel if isinstance(channel, list) else [channel]) for name in item]
+    assert documented_inputs == proc.input_names, f"{proc.name}: meta.yml inputs {documented_inputs} != process inputs {proc.input_names}"
+    assert list(meta["output"]) == [out.emit for out in proc.outputs], f"{proc.name}: meta.yml emits differ from the process's"
+    for out in proc.outputs:
+        documented = [name for entry in meta["output"][out.emit] for item in (entry if isinstance(entry, list) else [entry]) for name in item]
+        assert [n for n in documented if n != "meta"] == out.patterns, f"{proc.name}: meta.yml files of emit {out.emit}"
+        for entry in meta["output"][out.emit]:
+            for item in entry if isinstance(entry, list) else [entry]:
+                for name, spec in item.items():
+                    assert spec.get("description") and spec.get("type"), f"{proc.name}: {name} needs a type and a description"
+
+
+@pytest.mark.parametrize("proc", PROCESSES, ids=_ids(PROCESSES))
+def test_environment_yml_pins_what_the_images_pin(proc):
+    env = yaml.safe_load((proc.path.parent / "environment.yml").read_text())
+    assert "conda-forge" in env["channels"]
+    pins = dict(line.split("==") for line in (REPO / "containers/requirements.txt").read_text().splitlines() if "==" in line and not line.startswith("#"))
+    deps = env["dependencies"]
+    if proc.name == "MULTIQC":
+        assert deps == [f"bioconda::multiqc={pins['multiqc']}"]
+        return
+    pip = next(d["pip"] for d in deps if isinstance(d, dict))
+    base = proc.path.parent
+    assert (base / pip[-1]).resolve() == REPO, "the last pip entry installs this repository"
+    assert (base / pip[1].removeprefix("-r ")).resolve() == REPO / "containers/requirements.txt"
+    torch = re.search(r"ARG TORCH_VERSION=(\S+)", _text("containers/Dockerfile")).group(1)
+    assert pip[0] == f"torch=={torch}"
+    assert all(re.fullmatch(r"[\w-]+::[\w.-]+=[\w.]+", d) for d in deps if isinstance(d, str)), "conda packages are pinned with their channel"
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -136,8 +207,10 @@ def test_gpu_settings_are_scoped_to_the_gpu_label():
     assert m, "gpu profile has no withLabel: 'process_gpu' block"
     inside = gpu[m.end() : nfsource.block_end(gpu, m.end() - 1) - 1]
     outside = gpu[: m.start()] + gpu[nfsource.block_end(gpu, m.end() - 1) :]
-    assert "accelerator" in inside and "--gpus all" in inside and "--nv" in inside
+    assert "accelerator" in inside and "--gpus all" in inside and "--nv" in inside and "task.ext.use_gpu" in inside
     assert not re.search(r"accelerator|containerOptions|--gpus|--nv", outside), "GPU settings outside the process_gpu label"
+    for engine in ("docker", "podman", "singularity", "apptainer"):
+        assert re.search(rf"^\s*{engine}\.envWhitelist\s*=\s*'CUDA_VISIBLE_DEVICES'", outside, re.M), f"{engine}: CUDA_VISIBLE_DEVICES not passed in"
     all_config = _text("nextflow.config").replace(gpu, "") + "".join(p.read_text() for p in (REPO / "conf").glob("*.config"))
     assert not re.search(r"--gpus|--nv\b|accelerator\s*=", all_config), "GPU options outside the gpu profile"
 
@@ -146,7 +219,8 @@ def test_slurm_profile_routes_gpu_tasks():
     slurm = _text("conf/slurm.config")
     assert re.search(r"executor\s*=\s*'slurm'", slurm)
     assert "--gres=gpu:${task.accelerator.request}" in slurm
-    assert "params.slurm_gpu_partition" in slurm and "params.slurm_partition" in slurm and "params.slurm_account" in slurm
+    for name in ("slurm_gpu_partition", "slurm_partition", "slurm_account", "slurm_options", "slurm_gpu_options"):
+        assert f"params.{name}" in slurm, name
     assert re.search(r"queueSize\s*=", slurm) and re.search(r"submitRateLimit\s*=", slurm)
     # the closures are read per task, so the order of -profile slurm,gpu does not matter
     assert re.search(r"queue\s*=\s*\{", slurm) and re.search(r"clusterOptions\s*=\s*\{", slurm)
@@ -154,7 +228,10 @@ def test_slurm_profile_routes_gpu_tasks():
 
 def test_retry_on_resource_exit_codes_and_resource_limits():
     base = _text("conf/base.config")
-    assert "(130..145) + 104 + 175" in base and "'retry'" in base
+    from causalged.model.gpu import EXIT_CUDA_OOM
+
+    assert f"(130..145) + 104 + 175 + {EXIT_CUDA_OOM}" in base and "'retry'" in base
+    assert "task.attempt <= task.maxRetries" in base and "task.ext.allow_failure ? 'ignore' : 'finish'" in base
     assert "resourceLimits" in base and "resourceLimits" in _text("conf/test.config")
 
 
@@ -170,6 +247,32 @@ def test_manifest_pins_the_nextflow_version_the_parser_checks():
     manifest = nfsource.scope_block(_text("nextflow.config"), "manifest")
     assert re.search(r"nextflowVersion\s*=\s*'!>=25\.10\.0'", manifest)
     assert re.search(r"id\s+'nf-schema@\d+\.\d+\.\d+'", nfsource.scope_block(_text("nextflow.config"), "plugins"))
+
+
+def test_custom_configs_load_as_nf_core_does_and_not_offline():
+    config = _text("nextflow.config")
+    assert "includeConfig params.custom_config_base && (!System.getenv('NXF_OFFLINE') || !params.custom_config_base.startsWith('http'))" in config
+    assert '"${params.custom_config_base}/nfcore_custom.config"' in config
+
+
+def test_nf_core_yml():
+    conf = yaml.safe_load(_text(".nf-core.yml"))
+    assert conf["repository_type"] == "pipeline"
+    assert conf["template"]["name"] == "causalged" and conf["template"]["version"] == _pyproject_version()
+
+
+def _pyproject_version() -> str:
+    import tomllib
+
+    return tomllib.loads(_text("pyproject.toml"))["project"]["version"]
+
+
+def test_container_profiles_use_the_module_images_and_a_configurable_cache():
+    config = _text("nextflow.config")
+    assert "process.container" not in config, "the modules name their images; a profile must not replace them"
+    for engine in ("singularity", "apptainer"):
+        assert re.search(rf"^\s*{engine}\.cacheDir\s*=\s*params\.image_cachedir$", nfsource.profile_block(engine), re.M), engine
+    assert "launchDir" not in config + _text("conf/test.config"), "nothing may depend on the launch directory"
 
 
 def test_every_process_is_published_per_sample_and_step():
@@ -213,6 +316,7 @@ def test_schema_defaults_match_the_config():
         if raw == "null" or raw.startswith("new "):
             assert "default" not in schema[name], f"{name}: no default in config but {schema[name]['default']!r} in schema"
             continue
+        raw = re.sub(r"\$\{params\.(\w+)\}", lambda m: yaml.safe_load(_config_params()[m.group(1)].replace("'", '"')), raw)
         value = yaml.safe_load(raw.replace("'", '"'))
         assert schema[name].get("default") == value, f"{name}: config {value!r} vs schema {schema[name].get('default')!r}"
 
@@ -270,8 +374,10 @@ def test_input_schema_rows_are_meta_then_files():
 
 
 def test_test_profile_points_at_committed_data():
+    """From any launch directory: the sheet is under projectDir and its relative paths resolve from there."""
     config = _text("conf/test.config")
     sheet = re.search(r"input\s*=\s*\"\$\{projectDir\}/([^\"]+)\"", config).group(1)
+    assert re.search(r'input_basedir\s*=\s*"\$\{projectDir\}"', config)
     with open(REPO / sheet, newline="") as fh:
         for row in csv.DictReader(fh):
             for col in ("sc", "st", "genes"):
@@ -284,7 +390,7 @@ def test_test_profile_points_at_committed_data():
 
 def _code_section_ids() -> set[str]:
     ids = set()
-    for path in list((REPO / "causalged").rglob("*.py")) + [REPO / "main.nf"]:
+    for path in list((REPO / "causalged").rglob("*.py")) + nfsource.nextflow_scripts():
         text = path.read_text()
         ids |= set(re.findall(r"section_id\s*=\s*f?[\"'](causalged_\w+)[\"']", text))
         ids |= set(re.findall(r"\bid\s*:\s*[\"'](causalged_\w+)[\"']", text))
@@ -316,7 +422,7 @@ def test_every_declared_output_is_documented(proc):
         for pattern in out.patterns:
             if pattern == "versions.yml" or "*" in pattern:
                 continue
-            name = pattern.replace("${meta.id}", "<s>").replace("${meta.fold}", "<K>")
+            name = pattern.replace("${prefix}", "multiqc_report" if proc.name == "MULTIQC" else "<s>").replace("${meta.fold}", "<K>")
             assert name in doc, f"{proc.name} output {name} is not described in docs/output.md"
 
 

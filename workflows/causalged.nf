@@ -9,12 +9,13 @@ include { MULTIQC    } from '../modules/local/multiqc'
 
 workflow CAUSALGED {
     take:
-    ch_samples        // channel: [ val(meta), path(sc), path(st), path(genes) or [] ]
-    ch_multiqc_config // channel: path(multiqc_config.yml)
-    ch_run_mqc        // channel: path(*_mqc.*) run-level MultiQC content (parameter summary)
-    run_evaluation    // boolean: run the held-out gene cross-validation branch
-    run_multiqc       // boolean: render the MultiQC report
-    pipeline_info_dir // string: where the collected software versions are stored
+    ch_samples         // channel: [ val(meta), path(sc), path(st), path(genes) or [] ]
+    ch_multiqc_config  // channel: path(multiqc_config.yml)
+    ch_run_mqc         // channel: path(*_mqc.*) run-level MultiQC content (parameter summary)
+    run_evaluation     // boolean: run the held-out gene cross-validation branch
+    allow_failed_folds // boolean: evaluate the folds that finished when some failed
+    run_multiqc        // boolean: render the MultiQC report
+    pipeline_info_dir  // string: where the collected software versions and missing folds are stored
 
     main:
     PREPROCESS(ch_samples)
@@ -25,9 +26,13 @@ workflow CAUSALGED {
     // Without evaluation the imputed genes carry no expected accuracy: an empty trust input.
     ch_trust = PREPROCESS.out.split.map { meta, _split -> [meta, []] }
     if (run_evaluation) {
-        EVALUATION(PREPROCESS.out.h5ad, PREPROCESS.out.split)
+        EVALUATION(PREPROCESS.out.h5ad, PREPROCESS.out.split, allow_failed_folds)
         ch_eval_versions = EVALUATION.out.versions
-        ch_eval_mqc = EVALUATION.out.mqc
+        // Which folds each sample lacks: a report section and pipeline_info/causalged_missing_folds_mqc.tsv
+        def ch_missing_folds = EVALUATION.out.missing_folds
+            .map { meta, missing -> "${meta.id}\t${missing.join(',')}" }
+            .collectFile(name: 'causalged_missing_folds_mqc.tsv', storeDir: pipeline_info_dir, seed: missingFoldsHeader(), newLine: true, sort: true)
+        ch_eval_mqc = EVALUATION.out.mqc.mix(ch_missing_folds)
         ch_metrics = EVALUATION.out.metrics
         ch_trust = EVALUATION.out.trust
     }
@@ -57,6 +62,17 @@ workflow CAUSALGED {
     metrics        = ch_metrics             // channel: [ val(meta), path(metrics_csv) ]
     multiqc_report = ch_multiqc_report      // channel: [ val(meta), path(multiqc_report.html) ]
     versions       = ch_versions_yml        // channel: path(causalged_software_mqc_versions.yml)
+}
+
+// Header of the MultiQC table of folds left out by --allow_failed_folds.
+def missingFoldsHeader() {
+    return [
+        "# id: 'causalged_missing_folds'",
+        "# section_name: 'Missing cross-validation folds'",
+        "# description: 'Folds that failed and were left out (--allow_failed_folds): the scores and trust of these samples cover the other folds only.'",
+        "# plot_type: 'table'",
+        "Sample\tMissing folds",
+    ].join('\n')
 }
 
 // The run-level entry of the versions file: the engine and the pipeline release.

@@ -26,8 +26,11 @@ mean Pearson r of the sample mean with the truth (``val_pcc``); training stops a
 diffusion loss (fixed noise, timesteps and groups) is logged beside it.
 
 Device and memory. ``auto`` uses CUDA when PyTorch sees a GPU, with bf16 autocast (fp16 with
-a gradient scaler where bf16 is unsupported); the batch size is lowered to fit 30 % of the
-available RAM or 60 % of the free GPU memory (:func:`auto_batch_size`).
+a gradient scaler where bf16 is unsupported); ``cuda`` is the GPU the scheduler assigned
+(``CUDA_VISIBLE_DEVICES``). The batch size is lowered to fit 30 % of the available RAM or 60 %
+of that GPU's total memory, never of the memory free at start that another task may take, then
+scaled by ``CAUSALGED_BATCH_SCALE`` (the pipeline's retry after a CUDA out-of-memory exit; see
+:mod:`causalged.model.gpu`) (:func:`auto_batch_size`).
 
 Resume. A checkpoint (every ``checkpoint_every`` epochs and at the end) holds the weights,
 optimiser, random generator states, history and early-stopping state, so a run resumed after
@@ -49,6 +52,7 @@ import torch
 from tqdm.auto import tqdm
 
 from causalged.errors import InputError
+from causalged.model.gpu import GPU_MEMORY_FRACTION, batch_scale, describe_device
 from causalged.io import atomic_write
 from causalged.model.encoder import reparameterize
 from causalged.model.module import CausalGeDModule
@@ -91,21 +95,28 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device not in DEVICES and not str(device).startswith("cuda:"):
         raise InputError(None, f"unknown device {device!r}", f"use one of {', '.join(DEVICES)}")
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif str(device).startswith("cuda") and not torch.cuda.is_available():
         build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a CPU-only build")
         raise InputError(
             None,
             f"--device {device} was requested but PyTorch sees no CUDA GPU ({build})",
             "run on a machine with an NVIDIA GPU and a CUDA build of torch, or pass --device cpu (or auto)",
         )
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        log.info("using %s", describe_device(resolved))
+    return resolved
 
 
 def memory_budget(device: torch.device) -> int:
-    """Bytes the training step may use: 60 % of free GPU memory, 30 % of available RAM."""
+    """Bytes the training step may use: 60 % of the GPU's total memory, 30 % of available RAM.
+
+    The GPU's total, not its free memory: tasks sharing a GPU would otherwise size themselves
+    from memory that a task starting at the same time is about to take.
+    """
     if device.type == "cuda":
-        return int(0.6 * torch.cuda.mem_get_info(device)[0])
+        return int(GPU_MEMORY_FRACTION * torch.cuda.get_device_properties(device).total_memory)
     try:
         with open("/proc/meminfo") as handle:
             info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in handle}
@@ -125,11 +136,17 @@ def bytes_per_gene(module: CausalGeDModule) -> int:
 
 
 def auto_batch_size(module: CausalGeDModule, requested: int, n_genes: int, device: torch.device) -> int:
-    """The requested batch size, lowered to fit the memory budget and the number of genes."""
+    """The requested batch size, lowered to fit the memory budget and the number of genes, then
+    scaled by ``CAUSALGED_BATCH_SCALE`` (a retry after running out of GPU memory)."""
     fitting = max(1, memory_budget(device) // bytes_per_gene(module))
     size = max(1, min(requested, n_genes, fitting))
     if size < min(requested, n_genes):
         log.warning("batch size lowered from %d to %d to fit in memory on %s", requested, size, device)
+    scale = batch_scale()
+    if scale < 1:
+        scaled = max(1, int(size * scale))
+        log.warning("batch size %d scaled by %g to %d (CAUSALGED_BATCH_SCALE)", size, scale, scaled)
+        size = scaled
     return size
 
 

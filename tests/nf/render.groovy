@@ -10,7 +10,7 @@
  *   manifest_version  workflow.manifest.version
  *   params_blocks     bodies of `params { ... }` blocks, applied in order (nextflow.config, a profile)
  *   ext               {process: {directive: closure or expression source}} from conf/modules.config
- *   tasks             [{key, process, ext_of, section, bindings, expressions}]: a script or stub
+ *   tasks             [{key, process, ext_of, section, bindings, expressions, attempt}]: a script or stub
  *                     section evaluated with its input bindings, plus GString expressions (output
  *                     patterns) evaluated in the same scope
  *   directives        [{key, source, scope}]: a config value (e.g. a profile's clusterOptions
@@ -58,9 +58,11 @@ def handle = { request ->
         def scope = new LinkedHashMap(params)
         scope.projectDir = request.project_dir
         scope.launchDir = request.project_dir
+        scope.params = scope  // a param may name an earlier one (custom_config_base)
         evaluateIn(body, scope)
         scope.remove('projectDir')
         scope.remove('launchDir')
+        scope.remove('params')
         params = scope
     }
 
@@ -77,7 +79,7 @@ def handle = { request ->
         task.bindings.each { name, value ->
             scope[name] = (value instanceof List && name != 'meta') ? new StagedFiles(value) : value
         }
-        scope.task = [process: task.process, ext: ext[task.ext_of] ?: [:], attempt: 1, cpus: 2, accelerator: null]
+        scope.task = [process: task.process, ext: ext[task.ext_of] ?: [:], attempt: task.attempt ?: 1, cpus: 2, accelerator: null]
         scope.workflow = [manifest: [version: request.manifest_version ?: '0.0.0'], launchDir: request.project_dir]
         scope.params = params
         def text = evaluateIn(task.section, scope)

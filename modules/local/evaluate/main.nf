@@ -1,24 +1,31 @@
-process EVALUATE {
+process CAUSALGED_EVALUATE {
     tag "${meta.id}"
     label 'process_medium'
+
+    conda "${moduleDir}/environment.yml"
+    container "localhost/causalged:${workflow.manifest.version}"
 
     input:
     tuple val(meta), path(sc), path(st), path(split), path(predictions)
 
     output:
-    tuple val(meta), path("${meta.id}.metrics.csv"), emit: metrics
-    tuple val(meta), path("${meta.id}.metrics_summary.csv"), emit: summary
-    tuple val(meta), path("${meta.id}.heldout_predictions.h5ad"), emit: predictions
-    tuple val(meta), path("${meta.id}.gene_trust.csv"), emit: trust
-    path "${meta.id}.*_mqc.tsv", emit: mqc
-    path "figures/${meta.id}.*_mqc.png", emit: figures, optional: true
+    tuple val(meta), path("${prefix}.metrics.csv"), emit: metrics
+    tuple val(meta), path("${prefix}.metrics_summary.csv"), emit: summary
+    tuple val(meta), path("${prefix}.heldout_predictions.h5ad"), emit: predictions
+    tuple val(meta), path("${prefix}.gene_trust.csv"), emit: trust
+    path "${prefix}.*_mqc.tsv", emit: mqc
+    path "figures/${prefix}.*_mqc.png", emit: figures, optional: true
     path "versions.yml", emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
 
     script:
     def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
     """
     causalged-evaluate \\
-        --sample ${meta.id} \\
+        --sample ${prefix} \\
         --sc ${sc} \\
         --st ${st} \\
         --split ${split} \\
@@ -30,10 +37,11 @@ process EVALUATE {
     """
 
     stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
     """
     mkdir -p figures
-    touch ${meta.id}.metrics.csv ${meta.id}.metrics_summary.csv ${meta.id}.heldout_predictions.h5ad ${meta.id}.gene_trust.csv
-    touch ${meta.id}.metrics_mqc.tsv ${meta.id}.trust_mqc.tsv figures/${meta.id}.metrics_boxplot_mqc.png
+    touch ${prefix}.metrics.csv ${prefix}.metrics_summary.csv ${prefix}.heldout_predictions.h5ad ${prefix}.gene_trust.csv
+    touch ${prefix}.metrics_mqc.tsv ${prefix}.trust_mqc.tsv figures/${prefix}.metrics_boxplot_mqc.png
     printf '"%s":\\n    causalged: "%s"\\n' '${task.process}' '${workflow.manifest.version}' > versions.yml
     """
 }

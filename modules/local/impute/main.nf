@@ -1,23 +1,34 @@
-process IMPUTE {
+process CAUSALGED_IMPUTE {
     tag "${meta.id}"
+    label 'process_model'
     label 'process_gpu'
+
+    conda "${moduleDir}/environment.yml"
+    container "localhost/causalged:${workflow.manifest.version}"
 
     input:
     tuple val(meta), path(model), path(sc), path(st), path(trust)
 
     output:
-    tuple val(meta), path("${meta.id}.imputed.h5ad"), emit: h5ad
+    tuple val(meta), path("${prefix}.imputed.h5ad"), emit: h5ad
     path "versions.yml", emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
 
     script:
     def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
+    // trust is an empty list when the evaluation branch did not run
     def trust_arg = trust ? "--trust ${trust}" : ''
     """
-    # torch uses as many threads as the task has CPUs, not as the node has cores
+    # torch uses as many threads as the task has CPUs, not as the node has cores; after a CUDA
+    # out-of-memory exit the retry samples with half the batch size
     export OMP_NUM_THREADS=${task.cpus}
+    export CAUSALGED_BATCH_SCALE=${0.5 ** (task.attempt - 1)}
 
     causalged-impute \\
-        --sample ${meta.id} \\
+        --sample ${prefix} \\
         --model ${model} \\
         --sc ${sc} \\
         --st ${st} \\
@@ -29,8 +40,9 @@ process IMPUTE {
     """
 
     stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
     """
-    touch ${meta.id}.imputed.h5ad
+    touch ${prefix}.imputed.h5ad
     printf '"%s":\\n    causalged: "%s"\\n' '${task.process}' '${workflow.manifest.version}' > versions.yml
     """
 }

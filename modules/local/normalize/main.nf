@@ -1,19 +1,26 @@
-process NORMALIZE {
+process CAUSALGED_NORMALIZE {
     tag "${meta.id}"
     label 'process_low'
+
+    conda "${moduleDir}/environment.yml"
+    container "localhost/causalged:${workflow.manifest.version}"
 
     input:
     tuple val(meta), path(sc), path(st)
 
     output:
-    tuple val(meta), path("${meta.id}.sc.norm.h5ad"), path("${meta.id}.st.norm.h5ad"), emit: h5ad
+    tuple val(meta), path("${prefix}.sc.norm.h5ad"), path("${prefix}.st.norm.h5ad"), emit: h5ad
     path "versions.yml", emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
 
     script:
     def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
     """
     causalged-normalize \\
-        --sample ${meta.id} \\
+        --sample ${prefix} \\
         --sc ${sc} \\
         --st ${st} \\
         --outdir . \\
@@ -23,8 +30,9 @@ process NORMALIZE {
     """
 
     stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
     """
-    touch ${meta.id}.sc.norm.h5ad ${meta.id}.st.norm.h5ad
+    touch ${prefix}.sc.norm.h5ad ${prefix}.st.norm.h5ad
     printf '"%s":\\n    causalged: "%s"\\n' '${task.process}' '${workflow.manifest.version}' > versions.yml
     """
 }

@@ -1,21 +1,28 @@
-process QC {
+process CAUSALGED_QC {
     tag "${meta.id}"
     label 'process_low'
+
+    conda "${moduleDir}/environment.yml"
+    container "localhost/causalged:${workflow.manifest.version}"
 
     input:
     tuple val(meta), path(sc), path(st)
 
     output:
-    tuple val(meta), path("${meta.id}.sc.qc.h5ad"), path("${meta.id}.st.qc.h5ad"), emit: h5ad
-    tuple val(meta), path("${meta.id}.qc.json"), emit: json
-    path "${meta.id}.qc_mqc.tsv", emit: mqc
+    tuple val(meta), path("${prefix}.sc.qc.h5ad"), path("${prefix}.st.qc.h5ad"), emit: h5ad
+    tuple val(meta), path("${prefix}.qc.json"), emit: json
+    path "${prefix}.qc_mqc.tsv", emit: mqc
     path "versions.yml", emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
 
     script:
     def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
     """
     causalged-qc \\
-        --sample ${meta.id} \\
+        --sample ${prefix} \\
         --sc ${sc} \\
         --st ${st} \\
         --outdir . \\
@@ -25,8 +32,9 @@ process QC {
     """
 
     stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
     """
-    touch ${meta.id}.sc.qc.h5ad ${meta.id}.st.qc.h5ad ${meta.id}.qc.json ${meta.id}.qc_mqc.tsv
+    touch ${prefix}.sc.qc.h5ad ${prefix}.st.qc.h5ad ${prefix}.qc.json ${prefix}.qc_mqc.tsv
     printf '"%s":\\n    causalged: "%s"\\n' '${task.process}' '${workflow.manifest.version}' > versions.yml
     """
 }

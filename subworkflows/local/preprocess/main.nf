@@ -1,28 +1,28 @@
 //
-// QC -> NORMALIZE -> SELECT_HVG for each sample: the shared start of both branches.
+// CAUSALGED_QC -> CAUSALGED_NORMALIZE -> CAUSALGED_SELECT_HVG for each sample: the shared start of both branches.
 //
-include { QC         } from '../../../modules/local/qc'
-include { NORMALIZE  } from '../../../modules/local/normalize'
-include { SELECT_HVG } from '../../../modules/local/hvg'
+include { CAUSALGED_QC         } from '../../../modules/local/qc'
+include { CAUSALGED_NORMALIZE  } from '../../../modules/local/normalize'
+include { CAUSALGED_SELECT_HVG } from '../../../modules/local/hvg'
 
 workflow PREPROCESS {
     take:
     ch_samples // channel: [ val(meta), path(sc), path(st), path(genes) or [] ]
 
     main:
-    QC(ch_samples.map { meta, sc, st, _genes -> [meta, sc, st] })
-    NORMALIZE(QC.out.h5ad)
+    CAUSALGED_QC(ch_samples.map { meta, sc, st, _genes -> [meta, sc, st] })
+    CAUSALGED_NORMALIZE(CAUSALGED_QC.out.h5ad)
 
     ch_genes = ch_samples.map { meta, _sc, _st, genes -> [meta, genes] }
-    SELECT_HVG(NORMALIZE.out.h5ad.join(ch_genes, failOnMismatch: true))
+    CAUSALGED_SELECT_HVG(CAUSALGED_NORMALIZE.out.h5ad.join(ch_genes, failOnMismatch: true))
 
-    ch_versions = QC.out.versions.mix(NORMALIZE.out.versions, SELECT_HVG.out.versions)
-    ch_mqc = QC.out.mqc.mix(SELECT_HVG.out.mqc)
+    ch_versions = CAUSALGED_QC.out.versions.mix(CAUSALGED_NORMALIZE.out.versions, CAUSALGED_SELECT_HVG.out.versions)
+    ch_mqc = CAUSALGED_QC.out.mqc.mix(CAUSALGED_SELECT_HVG.out.mqc)
 
     emit:
-    h5ad     = SELECT_HVG.out.h5ad  // channel: [ val(meta), path(sc_hvg), path(st_hvg) ]
-    split    = SELECT_HVG.out.split // channel: [ val(meta), path(split_json) ]
-    qc       = QC.out.json          // channel: [ val(meta), path(qc_json) ]
-    mqc      = ch_mqc               // channel: path(*_mqc.*)
-    versions = ch_versions          // channel: path(versions.yml)
+    h5ad     = CAUSALGED_SELECT_HVG.out.h5ad  // channel: [ val(meta), path(sc_hvg), path(st_hvg) ]
+    split    = CAUSALGED_SELECT_HVG.out.split // channel: [ val(meta), path(split_json) ]
+    qc       = CAUSALGED_QC.out.json          // channel: [ val(meta), path(qc_json) ]
+    mqc      = ch_mqc                         // channel: path(*_mqc.*)
+    versions = ch_versions                    // channel: path(versions.yml)
 }
