@@ -270,7 +270,7 @@ def select_hvg(
     if not_imputed:
         log.warning("%d requested genes are in the ST panel but were detected in no spot (removed by QC); they are not imputed: %s",
                     len(not_imputed), ", ".join(not_imputed[:10]))
-    requested_set = set(requested) - set(missing) - measured_dropped
+    requested_set = set(requested) - set(missing)
     var = sc_data.var
     var["causalged_shared"] = var_names_in(sc_data, panel)
     var["causalged_requested"] = var_names_in(sc_data, requested_set)

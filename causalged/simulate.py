@@ -154,13 +154,14 @@ def write_demo(outdir: str | Path, *, name: str = "demo", size: str = "demo", se
     from causalged.io import write_h5ad_atomic, write_text_atomic
 
     outdir = Path(outdir)
-    sc_data, st_data, requested = simulate(size=size, seed=seed)
     paths = {
         "sc": outdir / f"{name}_sc.h5ad",
         "st": outdir / f"{name}_st.h5ad",
         "genes": outdir / f"{name}_genes.txt",
         "samplesheet": outdir / "samplesheet.csv",
     }
+    _refuse_foreign_files(paths)
+    sc_data, st_data, requested = simulate(size=size, seed=seed)
     write_h5ad_atomic(sc_data, paths["sc"])
     write_h5ad_atomic(st_data, paths["st"])
     write_text_atomic("\n".join(requested) + "\n", paths["genes"])
@@ -170,3 +171,24 @@ def write_demo(outdir: str | Path, *, name: str = "demo", size: str = "demo", se
     }])
     write_text_atomic(sheet.to_csv(index=False), paths["samplesheet"])
     return paths
+
+
+def _refuse_foreign_files(paths: dict[str, Path]) -> None:
+    """Only an earlier simulation's files may be replaced: never a user's samplesheet or data."""
+    import h5py
+
+    from causalged.errors import InputError
+
+    def simulated(path: Path) -> bool:
+        try:
+            with h5py.File(path, "r") as handle:
+                return "causalged_simulation" in handle.get("uns", {})
+        except OSError:
+            return False
+
+    matrices = [paths[k] for k in ("sc", "st") if paths[k].exists()]
+    ours = bool(matrices) and all(simulated(p) for p in matrices)
+    for path in paths.values():
+        if path.exists() and not ours:
+            raise InputError(path, "exists and was not written by `causalged simulate`; simulating here would overwrite it",
+                             "choose another --outdir (or --name)")
