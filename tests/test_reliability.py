@@ -394,3 +394,17 @@ def test_a_changed_parameter_reruns_only_what_it_touches(killed_and_resumed, tmp
     assert log.finished("tiny/qc", step_hash(qc))
     changed = [*qc[:-1], "2"] if qc[-2] == "--min-cells-gene" else [*qc, "--no-scale-min-genes"]
     assert not log.finished("tiny/qc", step_hash(changed))
+
+
+def test_failed_report_keeps_the_previous_one_and_leaves_no_temporary(tmp_path):
+    from causalged.report import run_multiqc
+
+    report = tmp_path / "multiqc" / "multiqc_report.html"
+    report.parent.mkdir()
+    report.write_text("the previous report")
+    bad_config = tmp_path / "bad.yml"
+    bad_config.write_text("title: [unclosed\n  : :\n")
+    with pytest.raises(RuntimeError, match="MultiQC failed"):
+        run_multiqc([tmp_path], report.parent, config=bad_config)
+    assert report.read_text() == "the previous report"
+    assert list(report.parent.iterdir()) == [report]  # MultiQC's staging folder is gone
