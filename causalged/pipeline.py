@@ -310,11 +310,15 @@ def _run_step(resume: ResumeLog, sample_id: str, name: str, args: list[str], *, 
         log.info("[%s] %s: unchanged since it finished, skipped", sample_id, name)
         previous = resume.records[key]
         return {"sample": sample_id, "step": name, "command": command, "seconds": 0.0, "device": previous.get("device", device), "skipped": True}
-    if name == "train" and resume.started(key, digest):
-        args = [*args, "--resume"]  # the same training was killed: continue from its checkpoint
-        log.info("[%s] train: continuing the interrupted training from its checkpoint", sample_id)
-    log.info("[%s] %s", sample_id, " ".join(args))
     out = Path(args[args.index("--outdir") + 1])
+    if name == "train":
+        checkpoints = out / f"{sample_id}.model" / "checkpoints"
+        if resume.started(key, digest):
+            args = [*args, "--resume"]  # the same training was killed: continue from its checkpoint
+            log.info("[%s] train: continuing the interrupted training from its checkpoint", sample_id)
+        elif checkpoints.exists():
+            shutil.rmtree(checkpoints)  # another configuration's: this training starts afresh, and a kill resumes from its own
+    log.info("[%s] %s", sample_id, " ".join(args))
     before = _snapshot(out)
     resume.update(key, started=digest, finished=None)
     start = time.perf_counter()

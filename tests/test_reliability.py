@@ -408,3 +408,20 @@ def test_failed_report_keeps_the_previous_one_and_leaves_no_temporary(tmp_path):
         run_multiqc([tmp_path], report.parent, config=bad_config)
     assert report.read_text() == "the previous report"
     assert list(report.parent.iterdir()) == [report]  # MultiQC's staging folder is gone
+
+
+def test_training_resumes_only_its_own_checkpoint(tmp_path, tiny_preprocessed):
+    """A killed training continues (--resume); a training of another configuration starts afresh, its checkpoints cleared."""
+    from causalged.pipeline import ResumeLog, _run_step, step_hash
+
+    p = tiny_preprocessed
+    args = ["train", "--sample", "tiny", "--sc", str(p["sc"]), "--st", str(p["st"]), "--split", str(p["split"]), "--outdir", str(tmp_path),
+            "--method", "knn"]
+    checkpoint = tmp_path / "tiny.model" / "checkpoints" / "last.pt"
+    log = ResumeLog(tmp_path / "resume.json")
+    for started_with, kept in ((step_hash(args), True), ("another configuration", False)):
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_bytes(b"checkpoint")
+        log.update("tiny/train", started=started_with, finished=None)
+        _run_step(log, "tiny", "train", args, device="cpu")
+        assert checkpoint.exists() == kept, started_with
