@@ -128,6 +128,19 @@ def ensure_not_input(output: str | Path, inputs: Iterable[str | Path]) -> None:
             raise InputError(output, "this output would overwrite an input file", "choose a different --outdir or sample name")
 
 
+def check_writable(folder: str | Path) -> None:
+    """Fail now, not after the computing, when ``folder`` (or the folder it will be made in) takes no file."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(existing, "is a file, where an output folder is needed", "choose another --outdir")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-probe.", suffix=".tmp"):
+            pass
+    except OSError as err:
+        raise os_error(err, folder) from err
+
+
 def _atomic_target(path: str | Path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from causalged.errors import InputError, os_error
-from causalged.io import ensure_not_input, file_digest, is_temporary, remove_stale_temporaries, write_json_atomic
+from causalged.errors import InputError
+from causalged.io import check_writable, ensure_not_input, file_digest, is_temporary, remove_stale_temporaries, write_json_atomic
 from causalged.report import run_multiqc, software_versions, write_mqc_table
 from causalged.samplesheet import Sample, read_samplesheet
 
@@ -66,7 +66,7 @@ def run_pipeline(samplesheet: Path | None, outdir: Path, params: RunParams) -> P
     """Check everything, run (or skip, when unchanged) every step of every sample; return the MultiQC report path."""
     outdir = Path(outdir)
     device = str(check_run_params(params))
-    check_outdir(outdir)
+    check_writable(outdir)
     resume = ResumeLog(outdir / "pipeline_info" / "resume.json")
     trace = []
     if params.demo:  # our own data, regenerated only when the seed changed
@@ -112,20 +112,6 @@ def check_run_params(params: RunParams):
     if params.n_folds < 2:
         raise InputError(None, f"--n-folds must be at least 2, got {params.n_folds}", "pass --n-folds 2 or more")
     return resolve_device(params.device)  # --device cuda without a GPU: an error here, before any work
-
-
-def check_outdir(outdir: Path) -> None:
-    """The output folder (or the folder it will be made in) takes a file, before any computing; nothing is left behind."""
-    import tempfile
-
-    existing = next(p for p in (outdir, *outdir.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise InputError(existing, "is a file, where --outdir needs a folder", "choose another --outdir")
-    try:
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-probe.", suffix=".tmp"):
-            pass
-    except OSError as err:
-        raise os_error(err, outdir) from err
 
 
 def check_inputs(samples: list[Sample], samplesheet: Path, outdir: Path, params: RunParams) -> None:

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from causalged import preprocess, report
-from causalged.io import ensure_not_input, read_gene_list, read_h5ad, write_h5ad_atomic, write_json_atomic
+from causalged.io import check_writable, ensure_not_input, read_gene_list, read_h5ad, write_h5ad_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def step_outputs(sample: str, step: str, outdir: str | Path) -> dict[str, Path]:
 
 def run_qc(sample: str, sc_path: Path, st_path: Path, outdir: Path, **params) -> dict[str, Path]:
     out = step_outputs(sample, "qc", outdir)
+    check_writable(outdir)
     for path in out.values():
         ensure_not_input(path, [sc_path, st_path])
     sc_data = read_h5ad(sc_path, role="sc")
@@ -47,6 +48,7 @@ def run_qc(sample: str, sc_path: Path, st_path: Path, outdir: Path, **params) ->
 
 def run_normalize(sample: str, sc_path: Path, st_path: Path, outdir: Path, *, already_normalized: bool = False) -> dict[str, Path]:
     out = step_outputs(sample, "normalize", outdir)
+    check_writable(outdir)
     for path in out.values():
         ensure_not_input(path, [sc_path, st_path])
     for role, path in (("sc", sc_path), ("st", st_path)):
@@ -59,6 +61,7 @@ def run_normalize(sample: str, sc_path: Path, st_path: Path, outdir: Path, *, al
 
 def run_hvg(sample: str, sc_path: Path, st_path: Path, outdir: Path, *, genes: Path | None = None, top_fraction: float = 0.25, n_folds: int = 10, seed: int = 0) -> dict[str, Path]:
     out = step_outputs(sample, "hvg", outdir)
+    check_writable(outdir)
     for path in out.values():
         ensure_not_input(path, [sc_path, st_path, genes])
     sc_data = read_h5ad(sc_path, role="sc")

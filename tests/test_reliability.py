@@ -161,14 +161,19 @@ def _read_only_folder() -> Path:
     pytest.skip("no read-only folder on this machine")
 
 
-def test_read_only_output_folder_is_one_line_before_any_work(tmp_path, tiny_paths):
+def test_read_only_output_folder_is_one_line_before_any_work(tmp_path, tiny_paths, tiny_preprocessed):
     out = _read_only_folder()
     sheet = tiny_copy(tmp_path / "in", tiny_paths)
     result = invoke("run", "--input", sheet, "--outdir", out, *FAST)
     assert_one_line_error(result, "could not be written", "Fix: ")
     assert error_lines(result)[0].startswith(f"Error: {out}: ")  # the folder itself, probed first: not a step's file
-    step = invoke("qc", "--sample", "tiny", "--sc", tmp_path / "in" / "sc.h5ad", "--st", tmp_path / "in" / "st.h5ad", "--outdir", out / "qc")
-    assert_one_line_error(step, str(out / "qc"), "could not be written")
+    p = tiny_preprocessed
+    hvg_inputs = ["--sample", "tiny", "--sc", p["sc"], "--st", p["st"], "--split", p["split"]]
+    for step in (["qc", "--sample", "tiny", "--sc", tmp_path / "in" / "sc.h5ad", "--st", tmp_path / "in" / "st.h5ad"],
+                 ["crossval", *hvg_inputs, "--fold", "0", "--methods", "knn"], ["train", *hvg_inputs, "--method", "knn"]):
+        result = invoke(*step, "--outdir", out / step[0])
+        assert_one_line_error(result, "could not be written")
+        assert error_lines(result)[0].startswith(f"Error: {out / step[0]}: "), step[0]  # probed before the computing
 
 
 def test_output_path_under_a_file_is_one_line(tmp_path, tiny_paths):

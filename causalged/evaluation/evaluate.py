@@ -71,6 +71,9 @@ def fold_path(outdir: Path, sample: str, fold: int) -> Path:
 
 def crossval_fold(sample: str, sc_path: Path, st_path: Path, split_path: Path, fold: int, outdir: Path, **kwargs) -> Path:
     """One fold -> ``<sample>.fold<K>.predictions.h5ad``."""
+    from causalged.io import check_writable
+
+    check_writable(outdir)  # before the fold's training, not after it
     sc_data, st_data, split = load_inputs(sc_path, st_path, split_path)
     if not 0 <= fold < len(split["folds"]):
         raise InputError(split_path, f"fold {fold} does not exist (the split has {len(split['folds'])} folds, 0-based)", f"pass --fold between 0 and {len(split['folds']) - 1}")

@@ -80,7 +80,7 @@ def train_model(
     progress: bool = True,
 ) -> Path:
     """Train (or, for refit methods, record) ``method`` on every shared gene; returns the model folder."""
-    from causalged.io import ensure_not_input, read_h5ad, write_json_atomic
+    from causalged.io import check_writable, ensure_not_input, read_h5ad, write_json_atomic
     from causalged.preprocess import load_split
 
     if method not in METHODS:
@@ -89,6 +89,7 @@ def train_model(
 
     resolve_device(device)  # fail before reading data when --device cuda has no GPU, whatever the method
     outdir = Path(outdir)
+    check_writable(outdir)  # before the training, not after it
     model_dir = outdir / f"{sample}.model"
     ensure_not_input(model_dir, [sc_path, st_path, split_path])
     sc_data, st_data, split = read_h5ad(sc_path, role="sc"), read_h5ad(st_path, role="st"), load_split(split_path)
@@ -177,10 +178,11 @@ def impute_genes(
     ``trust`` is the ``<sample>.gene_trust.csv`` of the evaluation step: its expected accuracy of
     each target gene for this method lands in ``var["expected_pcc"]`` (NaN without it).
     """
-    from causalged.io import ensure_not_input, read_h5ad, record_step, write_h5ad_atomic
+    from causalged.io import check_writable, ensure_not_input, read_h5ad, record_step, write_h5ad_atomic
     from causalged.model.training import resolve_device
 
     resolve_device(device)  # --device cuda without a GPU is an error, whatever the method
+    check_writable(outdir)
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"
     if not config_path.is_file():
