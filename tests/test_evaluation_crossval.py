@@ -126,7 +126,9 @@ def test_cli_evaluate_runs_folds_itself_with_figures(tiny, tmp_path):
                                         "--methods", "knn,knn_ridge_blend", "--n-samples", "2", "--outdir", str(tmp_path)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     for name in ("metrics_boxplot", "spatial_maps", "umap", "gene_distance"):
-        assert (tmp_path / "figures" / f"tiny.{name}_mqc.png").stat().st_size > 1000
+        assert (tmp_path / "figures" / f"tiny.{name}.png").stat().st_size > 1000
+        section = (tmp_path / "figures" / f"tiny.{name}_mqc.html").read_text()
+        assert section.startswith("<!--\nid: 'causalged_fig") and "data:image/png;base64," in section
     trust = pd.read_csv(tmp_path / "tiny.gene_trust.csv")
     assert set(trust.method) == {"knn", "knn_ridge_blend"}  # trust for every evaluated method
     assert trust.loc[(trust.kind == "panel") & (trust.method == "knn_ridge_blend"), "coverage_90"].between(0, 1).all()

@@ -478,8 +478,12 @@ def _check_report(report: Path, mqc_files: list[Path]):
     """Every custom-content section that the steps wrote is in the report, and the versions too."""
     html = report.read_text(errors="replace")
     for f in mqc_files:
-        if f.name.endswith("_mqc.tsv"):
+        if f.name.endswith("_mqc.tsv") and "# plot_type: 'generalstats'" in f.read_text():
+            section = "general_stats"  # merged into MultiQC's general statistics
+        elif f.name.endswith("_mqc.tsv"):
             section = re.search(r"^# id: '?([^'\n]+)'?$", f.read_text(), re.M).group(1)
+        elif f.name.endswith("_mqc.html"):
+            section = re.search(r"^id: '?([^'\n]+)'?$", f.read_text(), re.M).group(1)
         elif f.name.endswith("_mqc.json"):
             section = json.loads(f.read_text())["id"]
         else:

@@ -62,9 +62,52 @@ def test_metrics_name_their_protocol(run_dir):
 
 def test_multiqc_report_has_the_sections(run_dir):
     html = (run_dir / "multiqc" / "multiqc_report.html").read_text()
-    for section in ("causalged_qc", "causalged_hvg", "causalged_metrics", "causalged_trust", "causalged_runtime"):
+    for section in ("causalged_qc", "causalged_hvg", "causalged_metrics", "causalged_trust", "causalged_runtime", "causalged_simulated_truth",
+                    "causalged_fig2_spatial_maps_tiny", "causalged_fig4_target_maps_tiny"):
         assert section in html, section
     assert "data:image/png;base64" in html  # figures embedded
+
+
+def test_imputed_genes_are_scored_against_the_simulated_truth(run_dir):
+    imputed = ad.read_h5ad(run_dir / "tiny" / "impute" / "tiny.imputed.h5ad")
+    reached = imputed.var["simulated_truth_pcc"]
+    assert reached.notna().all() and reached.between(-1, 1).all()
+    summary = imputed.uns["causalged"]["simulated_truth"]
+    assert summary["n_genes"] == imputed.n_vars and np.isclose(summary["mean_pcc"], reached.mean())
+    table = (run_dir / "tiny" / "impute" / "tiny.simulated_truth_mqc.tsv").read_text()
+    assert "Simulated truth" in table and table.count("tiny | ") == imputed.n_vars
+
+
+def _chromium() -> str | None:
+    import os
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.environ.get("CAUSALGED_REQUIRE_CHROMIUM"):
+        pytest.fail("chromium is required here (CAUSALGED_REQUIRE_CHROMIUM is set) but not installed")
+    return found
+
+
+def test_report_renders_in_a_browser_with_the_new_sections(run_dir, tmp_path):
+    """Headless Chromium, as a user opens it: the DOM after MultiQC's scripts ran, and a screenshot."""
+    import re
+    import subprocess
+
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    report = (run_dir / "multiqc" / "multiqc_report.html").resolve().as_uri()
+    browser = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=10000"]
+    dom = subprocess.run([*browser, "--dump-dom", report], capture_output=True, text=True, timeout=180).stdout
+    for heading in ("General Statistics", "Held-out PCC", "Imputation accuracy (cross-validation)", "Imputed genes: tiny",
+                    "Spatial maps: held-out panel genes: tiny", "Imputed genes against the simulated truth", "in the pipeline"):
+        assert heading in dom, heading
+    assert not re.search(r">\s*tiny uma\s*<", dom)  # figure sections are named, not titled from file names
+    pcc = re.findall(r'class="data-coloured pcc[^"]*"><div class="wrapper">.*?<span class="val">([^<]+)</span>', dom)
+    assert pcc and all(re.fullmatch(r"-?\d\.\d{3}", value) for value in pcc), pcc  # three decimals in every accuracy cell
+    png = tmp_path / "report.png"
+    subprocess.run([*browser, "--window-size=1400,6000", f"--screenshot={png}", report], capture_output=True, timeout=180)
+    assert png.stat().st_size > 50_000
 
 
 def test_run_needs_exactly_one_input(tmp_path):

@@ -16,11 +16,12 @@ Claims checked (paper section V, plus its headline claim):
 - ``mask``: the causal mask is what beats SpaDiT (the no-mask model).
 - ``inference`` (no paper number): group-by-group vs one-group sampling of the same model.
 
-Verdicts compare per-seed mean PCCs (over the same genes) of the two settings a claim is about:
-the claim is *supported* when the difference has the claimed sign and exceeds twice its
-standard error over seeds, *not supported* when it has the wrong sign beyond that, and
-*within noise* otherwise. The sampler claim is about a size, not a sign: supported when every
-fractional schedule is within 1 % (relative) of full T sampling beyond the seed noise.
+Verdicts compare the two settings a claim is about on paired units: the mean PCC over the
+genes of one (seed, fold), which every setting saw alike. The claim is *supported* when the
+mean paired difference has the claimed sign and exceeds twice its standard error over units
+(seed and gene-set noise together), *not supported* when it has the wrong sign beyond that,
+and *within noise* otherwise. The sampler claim is about a size, not a sign: supported when
+every fractional schedule is within 1 % (relative) of full T sampling beyond that noise.
 """
 
 from __future__ import annotations
@@ -146,49 +147,55 @@ def ablate_fold(settings: Sequence[Setting], inputs: dict, *, dataset: str, seed
 
 
 # --------------------------------------------------------------------------- verdicts
-def seed_means(table: pd.DataFrame, dataset: str, setting: str) -> pd.Series:
-    """Mean PCC over genes per seed for one setting on one dataset."""
+def unit_means(table: pd.DataFrame, dataset: str, setting: str) -> pd.Series:
+    """Mean PCC over the genes of each (seed, fold) for one setting on one dataset.
+
+    A (seed, fold) is the unit of the paired comparisons: every setting saw the same genes
+    and seed there, so differences between settings are paired within it, and their spread
+    over units holds both the model's seed noise and the gene-set noise.
+    """
     rows = table[(table.dataset == dataset) & (table.setting == setting)]
-    return rows.groupby("seed")["pcc"].mean()
+    return rows.groupby(["seed", "fold"])["pcc"].mean()
 
 
 def compare(table: pd.DataFrame, dataset: str, better: str, worse: str) -> dict[str, Any]:
-    """The claim 'better > worse': mean per-seed difference, its standard error, and a verdict."""
-    a, b = seed_means(table, dataset, better), seed_means(table, dataset, worse)
+    """The claim 'better > worse': mean paired difference over (seed, fold) units, its standard error, and a verdict."""
+    a, b = unit_means(table, dataset, better), unit_means(table, dataset, worse)
     diff = (a - b).dropna()
     if diff.empty:
-        return {"difference": np.nan, "se": np.nan, "verdict": "not run"}
+        return {"difference": np.nan, "se": np.nan, "units": 0, "verdict": "not run"}
     se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
     mean = float(diff.mean())
     if np.isnan(se):
-        verdict = "one seed: no spread to judge by"
+        verdict = "one unit: no spread to judge by"
     elif abs(mean) <= 2 * se:
         verdict = "within noise"
     else:
         verdict = "supported" if mean > 0 else "not supported"
-    return {"difference": mean, "se": float(se), "verdict": verdict}
+    return {"difference": mean, "se": float(se), "units": len(diff), "verdict": verdict}
 
 
 def sampler_claim(table: pd.DataFrame, dataset: str, *, tolerance: float = 0.01) -> dict[str, Any]:
     """Table II: every fractional schedule within ``tolerance`` (relative PCC) of full-T sampling."""
-    full = seed_means(table, dataset, "DDPM T")
+    full = unit_means(table, dataset, "DDPM T")
     if full.empty:
-        return {"difference": np.nan, "se": np.nan, "verdict": "not run"}
-    worst, worst_se = 0.0, 0.0
+        return {"difference": np.nan, "se": np.nan, "units": 0, "verdict": "not run"}
+    worst, worst_se, units = 0.0, 0.0, 0
     for n in (2, 3, 4, 20):
-        frac = seed_means(table, dataset, f"DDPM T/{n}")
+        frac = unit_means(table, dataset, f"DDPM T/{n}")
         rel = ((frac - full) / full.abs().clip(lower=1e-9)).dropna()
         if len(rel) and abs(rel.mean()) >= abs(worst):
             worst, worst_se = float(rel.mean()), float(rel.std(ddof=1) / np.sqrt(len(rel))) if len(rel) > 1 else np.nan
+            units = len(rel)
     if np.isnan(worst_se):
-        verdict = "one seed: no spread to judge by"
+        verdict = "one unit: no spread to judge by"
     elif abs(worst) + 2 * worst_se < tolerance:
         verdict = "supported"
     elif abs(worst) - 2 * worst_se > tolerance:
         verdict = "not supported"
     else:
         verdict = "within noise"
-    return {"difference": worst, "se": worst_se, "verdict": verdict}
+    return {"difference": worst, "se": worst_se, "units": units, "verdict": verdict}
 
 
 #: claim id -> (paper's statement, how it is tested)
@@ -212,8 +219,8 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
                 result = sampler_claim(table, dataset)
             else:
                 results = [compare(table, dataset, settings[0], other) for other in settings[1:]]
-                results = [r for r in results if r["verdict"] != "not run"] or [{"difference": np.nan, "se": np.nan, "verdict": "not run"}]
-                order = {"not supported": 0, "within noise": 1, "one seed: no spread to judge by": 1, "supported": 2, "not run": 3}
+                results = [r for r in results if r["verdict"] != "not run"] or [{"difference": np.nan, "se": np.nan, "units": 0, "verdict": "not run"}]
+                order = {"not supported": 0, "within noise": 1, "one unit: no spread to judge by": 1, "supported": 2, "not run": 3}
                 result = min(results, key=lambda r: (order[r["verdict"]], r["difference"] if not np.isnan(r["difference"]) else 0))
             out.append({"dataset": dataset, "claim": claim, "statement": statement, **result})
     return pd.DataFrame(out)
@@ -221,17 +228,17 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- page and figures
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset x setting: mean and SD over genes, SD over seeds of the mean, wall time per fold (fit and sampling)."""
-    per_seed = table.groupby(["dataset", "axis", "setting", "seed"]).agg(pcc=("pcc", "mean"), ssim=("ssim", "mean")).reset_index()
+    """Per dataset x setting: mean and SD over genes, SD over (seed, fold) units of the mean, wall time per fold (fit and sampling)."""
+    per_unit = table.groupby(["dataset", "axis", "setting", "seed", "fold"]).agg(pcc=("pcc", "mean"), ssim=("ssim", "mean")).reset_index()
     genes = table.groupby(["dataset", "axis", "setting"]).agg(pcc=("pcc", "mean"), pcc_gene_sd=("pcc", "std"), ssim=("ssim", "mean"),
                                                               ssim_gene_sd=("ssim", "std"), genes=("gene", "nunique"))
-    seeds = per_seed.groupby(["dataset", "axis", "setting"]).agg(pcc_seed_sd=("pcc", "std"), ssim_seed_sd=("ssim", "std"), seeds=("seed", "nunique"))
+    seeds = per_unit.groupby(["dataset", "axis", "setting"]).agg(pcc_unit_sd=("pcc", "std"), ssim_unit_sd=("ssim", "std"), seeds=("seed", "nunique"))
     seconds = table.drop_duplicates(["dataset", "seed", "fold", "setting"]).groupby(["dataset", "axis", "setting"])["seconds"].mean()
     return genes.join(seeds).join(seconds.rename("seconds_per_fold")).reset_index()
 
 
 def write_figures(table: pd.DataFrame, folder: Path, *, stem: str) -> dict[str, Path]:
-    """One bar chart per axis (paper style: PCC per dataset, one bar per setting, seed SD as error bars)."""
+    """One bar chart per axis (paper style: PCC per dataset, one bar per setting, SD over units as error bars)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,7 +254,7 @@ def write_figures(table: pd.DataFrame, folder: Path, *, stem: str) -> dict[str, 
         width = 0.8 / len(labels)
         for j, label in enumerate(labels):
             sub = rows[rows.setting == label].set_index("dataset").reindex(datasets)
-            ax.bar(np.arange(len(datasets)) + j * width, sub["pcc"], width, yerr=sub["pcc_seed_sd"].fillna(0), capsize=2, label=label)
+            ax.bar(np.arange(len(datasets)) + j * width, sub["pcc"], width, yerr=sub["pcc_unit_sd"].fillna(0), capsize=2, label=label)
         ax.set_xticks(np.arange(len(datasets)) + width * (len(labels) - 1) / 2, datasets, fontsize=8)
         ax.set(ylabel="held-out PCC (normalized truth)", title=f"ablation: {axis}")
         ax.legend(fontsize=6, loc="lower right")
@@ -269,7 +276,8 @@ def render(table: pd.DataFrame, *, command: str, seeds: Sequence[int], n_folds: 
     lines = [
         "# Ablations: the paper's claims, measured",
         "",
-        f"Written by `{command}` on {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} ({seconds / 60:.1f} min). "
+        f"Written by `{command}` on {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} ({seconds / 60:.1f} min; fitting and sampling "
+        f"of the folds shown took {compute_minutes(table):.0f} CPU-thread minutes in all). "
         f"Versions: {', '.join(f'{k} {v}' for k, v in versions.items())}.",
         "",
         f"**Protocol: held-out genes**, {n_folds}-fold over the shared genes, seeds {list(seeds)} (a seed sets the folds and the "
@@ -280,22 +288,23 @@ def render(table: pd.DataFrame, *, command: str, seeds: Sequence[int], n_folds: 
         *coverage_lines(finished or {}, len(seeds) * n_folds, parts),
         "## Verdicts",
         "",
-        "Difference = mean over seeds of (per-seed mean PCC of the claimed-better setting minus the other); SE = its standard "
-        "error over seeds. Supported / not supported: the sign beyond 2 SE; within noise otherwise. For the sampler claim the "
+        "Unit = one (seed, fold): the mean PCC over its held-out genes, which every setting saw alike. Difference = mean over "
+        "units of (claimed-better setting minus the other); SE = its standard error over units (seed and gene-set noise "
+        "together). Supported / not supported: the sign beyond 2 SE; within noise otherwise. For the sampler claim the "
         "difference is the largest relative PCC change of a fractional schedule from full T.",
         "",
-        "| dataset | claim (paper) | difference | SE over seeds | verdict |",
-        "|---|---|---|---|---|",
+        "| dataset | claim (paper) | difference | SE over units | units | verdict |",
+        "|---|---|---|---|---|---|",
     ]
     for r in claims.itertuples():
         unit = " (relative)" if r.claim == "sampler" else ""
-        lines.append(f"| {r.dataset} | {r.statement} | {r.difference:+.4f}{unit} | {r.se:.4f} | **{r.verdict}** |")
+        lines.append(f"| {r.dataset} | {r.statement} | {r.difference:+.4f}{unit} | {r.se:.4f} | {r.units} | **{r.verdict}** |")
     lines += ["", "## Every setting", "",
-              "| dataset | axis | setting | PCC (mean ± SD over genes) | PCC SD over seeds | SSIM (mean ± SD over genes) | SSIM SD over seeds | seconds per fold |",
+              "| dataset | axis | setting | PCC (mean ± SD over genes) | PCC SD over units | SSIM (mean ± SD over genes) | SSIM SD over units | seconds per fold |",
               "|---|---|---|---|---|---|---|---|"]
     for r in summary.itertuples():
-        lines.append(f"| {r.dataset} | {r.axis} | {r.setting} | {r.pcc:.3f} ± {r.pcc_gene_sd:.3f} | {r.pcc_seed_sd:.3f} | "
-                     f"{r.ssim:.3f} ± {r.ssim_gene_sd:.3f} | {r.ssim_seed_sd:.3f} | {r.seconds_per_fold:.0f} |")
+        lines.append(f"| {r.dataset} | {r.axis} | {r.setting} | {r.pcc:.3f} ± {r.pcc_gene_sd:.3f} | {r.pcc_unit_sd:.3f} | "
+                     f"{r.ssim:.3f} ± {r.ssim_gene_sd:.3f} | {r.ssim_unit_sd:.3f} | {r.seconds_per_fold:.0f} |")
     if figures:
         lines += ["", "## Figures", "", *(f"![{axis}]({path})" for axis, path in figures.items())]
     lines += ["", "Raw per-gene table: the CSV beside this page.", ""]
@@ -332,6 +341,11 @@ def coverage(table: pd.DataFrame, datasets: Sequence[str]) -> dict[str, int]:
     return {**{name: int(n) for name, n in done.items()}, **missing}
 
 
+def compute_minutes(table: pd.DataFrame) -> float:
+    """Fitting and sampling time of every (dataset, seed, fold, setting) in the table, in minutes."""
+    return float(table.drop_duplicates(["dataset", "seed", "fold", "setting"])["seconds"].sum() / 60)
+
+
 def coverage_lines(finished: dict[str, int], planned: int, parts: Path | None) -> list[str]:
     """What part of the grid the page stands on; a partial grid says so before any number."""
     if all(n == planned for n in finished.values()):
@@ -348,14 +362,14 @@ def ablate(datasets: Sequence[str], *, output: Path, seeds: Sequence[int] = (0, 
     """Run the grid (continuing from kept folds), then write the page, its CSV and one figure per axis.
 
     ``time_limit`` (minutes): no fold starts after it; the page then says how far the grid got,
-    and the same command continues it.
+    and the same command continues it. ``time_limit=0`` writes the page from the kept folds only.
     """
     started = time.perf_counter()
     output = Path(output)
     config = {"n_folds": n_folds, "preset": preset, "epochs": epochs, "n_samples": n_samples,
               "settings": [s.label for s in settings_for(axes)]}
     parts = parts_folder(output, config)
-    deadline = time.time() + 60 * time_limit if time_limit else None
+    deadline = time.time() + 60 * time_limit if time_limit is not None else None
     table = run_ablation(datasets, seeds=seeds, n_folds=n_folds, axes=axes, preset=preset, device=device, epochs=epochs, n_samples=n_samples,
                          jobs=jobs, parts=parts, deadline=deadline)
     if table.empty:

@@ -27,7 +27,7 @@ from causalged.evaluation.crossval import combine_folds, run_fold
 from causalged.evaluation.metrics import METRICS, accuracy_score
 from causalged.evaluation.scoring import score_predictions, summarize
 from causalged.evaluation.trust import trust_table
-from causalged.io import atomic_write, read_h5ad, write_csv_atomic, write_text_atomic
+from causalged.io import read_h5ad, write_csv_atomic, write_text_atomic
 from causalged.methods import DEFAULT_METHOD, FLOOR_METHODS, METHODS, MODEL_METHODS
 
 log = logging.getLogger(__name__)
@@ -152,10 +152,8 @@ def _one_thread() -> None:
 
 def write_training_curves(results: list[dict], folder: Path, *, stem: str) -> dict[str, Path]:
     """One PNG per dataset: validation PCC (sampled) and training loss per epoch of every diffusion fit, first seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from causalged.evaluation.figures import training_curves
+    from causalged.report import save_figure, slug
 
     paths = {}
     for result in results:
@@ -163,27 +161,8 @@ def write_training_curves(results: list[dict], folder: Path, *, stem: str) -> di
         curves = {m: c for m, c in curves.items() if c and m != "causalged_ar"}  # causalged_ar shares causalged's fits
         if not curves:
             continue
-        fig, axes = plt.subplots(2, len(curves), figsize=(4.2 * len(curves), 6), squeeze=False, sharex="col")
-        for j, (method, by_fold) in enumerate(curves.items()):
-            for fold, curve in sorted(by_fold.items(), key=lambda kv: int(kv[0])):
-                epochs = np.asarray(curve["epoch"])
-                axes[0, j].plot(epochs, curve["train_loss"], lw=0.8, alpha=0.7)
-                val = np.asarray(curve["val_pcc"], dtype=float)
-                keep = ~np.isnan(val)
-                axes[1, j].plot(epochs[keep], val[keep], lw=0.8, alpha=0.7, label=f"fold {fold}")
-                if curve.get("best_epoch"):
-                    axes[1, j].axvline(curve["best_epoch"], lw=0.5, ls=":", color=axes[1, j].lines[-1].get_color())
-            axes[0, j].set(title=method, ylabel="training loss (diffusion target)", yscale="log")
-            axes[1, j].set(xlabel="epoch (autoencoder epochs first)", ylabel="validation PCC (generated genes)")
-        axes[1, -1].legend(fontsize=6, ncol=2)
-        fig.suptitle(f"{result['name']}: training curves per fold (seed {0}); dotted = epoch kept by early stopping", fontsize=9)
-        fig.tight_layout()
-        slug = "".join(ch if ch.isalnum() else "_" for ch in result["name"].split(" ")[0])
-        path = folder / f"{stem}_training_{slug}.png"
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-        plt.close(fig)
-        paths[result["name"]] = path
+        name = slug(result["name"].split(" ")[0])
+        paths[result["name"]] = save_figure(training_curves(curves, title=f"{result['name']} (seed 0)"), folder / f"{stem}_training_{name}.png")
     return paths
 
 

@@ -138,7 +138,7 @@ def benchmark(datasets, output, methods, seeds, slow_seeds, model_seeds, n_folds
 @click.option("--jobs", type=int, default=1, show_default=True, help="Datasets run at once, one process (and one CPU thread) each.")
 @click.option("--model-epochs", type=int, default=None, help="Cap the epochs (a speed option for quick looks; default: the preset's budget).")
 @click.option("--time-limit", type=float, default=None, help="Minutes after which no new fold starts; the page says how far it got, "
-              "and the same command continues (finished folds are kept).")
+              "and the same command continues (finished folds are kept). 0: only write the page from the kept folds.")
 def ablate(datasets, output, seeds, n_folds, axes, preset, device, n_samples, jobs, model_epochs, time_limit) -> None:
     """The paper's ablation claims under the held-out protocol, one axis at a time, on each DATASET.
 

@@ -8,7 +8,8 @@ Outputs of :func:`evaluate_sample` (prefix ``<sample>``, under ``outdir``):
   ``layers["counts"]`` = raw truth, one layer per method, ``<method>_q05/_q95`` intervals,
   ``uns["default_method"]`` names the default's layer.
 - ``.gene_trust.csv``: expected accuracy per panel and target gene, interval coverage.
-- ``.metrics_mqc.tsv``, ``.trust_mqc.tsv`` and ``figures/<sample>.*_mqc.png`` for MultiQC.
+- ``.metrics_mqc.tsv``, ``.trust_mqc.tsv``, ``.general_mqc.tsv`` (general statistics row) and
+  ``figures/<sample>.<name>.png`` with its MultiQC section ``figures/<sample>.<name>_mqc.html``.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def evaluate_sample(
         "trust": outdir / f"{sample}.gene_trust.csv",
         "metrics_mqc": outdir / f"{sample}.metrics_mqc.tsv",
         "trust_mqc": outdir / f"{sample}.trust_mqc.tsv",
+        "general_mqc": outdir / f"{sample}.general_mqc.tsv",
     }
     for path in out.values():
         ensure_not_input(path, [sc_path, st_path, split_path, *predictions])
@@ -160,9 +162,31 @@ def evaluate_sample(
         description="Does the expected accuracy track the cross-validated PCC of panel genes (each estimated from the others), and how often "
         "does the true value fall in the 5-95% interval of the samples (nominal 0.90)? Measured on held-out panel genes.",
     )
+    report.write_mqc_table(
+        general_stats(sample, sc_data, st_data, split, summary, default), out["general_mqc"], section_id="causalged_general",
+        section_name="CausalGeD", description="One row per sample.", plot_type="generalstats", headers=GENERAL_HEADERS,
+    )
     if make_figures:
-        out.update(write_figures(sample, combined, metrics, outdir=outdir, method=default, seed=seed))
+        expected = trust[trust.method == default].set_index("gene")["expected_pcc"]
+        out.update(write_figures(sample, combined, metrics, outdir=outdir, method=default, seed=seed, expected=expected))
     return out
+
+
+GENERAL_HEADERS = {
+    "spots": {"title": "Spots", "description": "ST spots after QC", "format": "{:,.0f}"},
+    "cells": {"title": "Cells", "description": "scRNA-seq cells after QC", "format": "{:,.0f}"},
+    "genes_imputed": {"title": "Genes imputed", "description": "genes outside the ST panel that are imputed", "format": "{:,.0f}"},
+    "default_method": {"title": "Method", "description": "default method of the evaluation"},
+    "heldout_pcc": {"title": "Held-out PCC", "description": "the default method's mean PCC over held-out panel genes (normalized truth)",
+                    "min": 0, "max": 1, "scale": "RdYlGn"},
+}
+
+
+def general_stats(sample: str, sc_data: ad.AnnData, st_data: ad.AnnData, split: dict, summary: pd.DataFrame, method: str) -> pd.DataFrame:
+    """The sample's row of MultiQC's general statistics: sizes, the default method and its held-out PCC."""
+    row = summary[(summary.protocol == "heldout") & (summary.truth == "normalized") & (summary.method == method)]
+    return pd.DataFrame([{"Sample": sample, "spots": st_data.n_obs, "cells": sc_data.n_obs, "genes_imputed": len(split.get("target_genes", [])),
+                          "default_method": method, "heldout_pcc": float(row.pcc.iloc[0]) if len(row) else float("nan")}])
 
 
 def mqc_summary(sample: str, summary: pd.DataFrame) -> pd.DataFrame:
@@ -177,19 +201,55 @@ def mqc_trust(sample: str, trust_summaries: Sequence[dict]) -> pd.DataFrame:
                          for s in trust_summaries])
 
 
-def write_figures(sample: str, combined: ad.AnnData, metrics: pd.DataFrame, *, outdir: Path, method: str, seed: int = 0) -> dict[str, Path]:
-    """The four evaluation figures as ``figures/<sample>.<name>_mqc.png``."""
+#: figure key -> (file stem, section title, description); sections get the sample's name. MultiQC
+#: orders these sections by id, so ids carry the rank (imputed-gene maps, from impute, are 4th).
+FIGURES = {
+    "fig_metrics": ("metrics_boxplot", "Per-gene scores by method",
+                    "Each box: the genes of one method, held-out protocol, normalized truth."),
+    "fig_spatial": ("spatial_maps", "Spatial maps: held-out panel genes",
+                    "The default method's best, median and worst held-out gene: measured (top) and predicted without it (bottom), "
+                    "with the PCC reached and the expected PCC the trust estimate gave it."),
+    "fig_umap": ("umap", "UMAP: real vs predicted spots", "Real and predicted spots (held-out genes) embedded together; overlap means "
+                 "the predictions keep the spots' structure."),
+    "fig_gene_distance": ("gene_distance", "Gene-gene distance: true vs predicted",
+                          "1 - Pearson r between genes over spots, clustered on the truth."),
+    "fig_training": ("training_curves", "Training curves (cross-validation)",
+                     "Every diffusion model fitted in cross-validation: training loss and validation PCC per epoch, one line per fold."),
+}
+
+
+FIGURE_RANKS = {"fig_metrics": 1, "fig_spatial": 2, "fig_training": 3, "fig_umap": 5, "fig_gene_distance": 6}
+
+
+def write_figures(sample: str, combined: ad.AnnData, metrics: pd.DataFrame, *, outdir: Path, method: str, seed: int = 0,
+                  expected: pd.Series | None = None) -> dict[str, Path]:
+    """The evaluation figures: ``figures/<sample>.<name>.png`` and the MultiQC section beside it."""
     figdir = Path(outdir) / "figures"
+    curves = fold_curves(combined)
     makers = {
-        "fig_metrics": ("metrics_boxplot", lambda: figures.metric_boxplots(metrics, title=sample)),
-        "fig_spatial": ("spatial_maps", lambda: figures.spatial_maps(combined, metrics, method=method, title=sample)),
-        "fig_umap": ("umap", lambda: figures.umap_spots(combined, method=method, title=sample, seed=seed)),
-        "fig_gene_distance": ("gene_distance", lambda: figures.gene_distance_heatmaps(combined, method=method, title=sample)),
+        "fig_metrics": lambda: figures.metric_boxplots(metrics, title=sample),
+        "fig_spatial": lambda: figures.spatial_maps(combined, metrics, method=method, title=sample, expected=expected),
+        "fig_umap": lambda: figures.umap_spots(combined, method=method, title=sample, seed=seed),
+        "fig_gene_distance": lambda: figures.gene_distance_heatmaps(combined, method=method, title=sample),
+        **({"fig_training": lambda: figures.training_curves(curves, title=sample)} if curves else {}),
     }
     out = {}
-    for key, (name, make) in makers.items():
+    for key, make in makers.items():
+        name, section, description = FIGURES[key]
         try:
-            out[key] = report.save_figure(make(), figdir / f"{sample}.{name}_mqc.png")
+            rank = FIGURE_RANKS[key]
+            out[key], _ = report.write_mqc_figure(make(), figdir / f"{sample}.{name}.png", section_id=f"causalged_fig{rank}_{name}_{report.slug(sample)}",
+                                                  section_name=f"{section}: {sample}", description=description)
         except Exception as err:  # a figure must never sink the metrics already written
             log.warning("%s: figure %s not drawn (%s: %s)", sample, name, type(err).__name__, err)
     return out
+
+
+def fold_curves(combined: ad.AnnData) -> dict[str, dict[str, dict]]:
+    """method -> fold -> training curve, for every model fitted in the folds (shared fits once)."""
+    curves: dict[str, dict[str, dict]] = {}
+    for fold, info in combined.uns["causalged_crossval"].get("method_info_by_fold", {}).items():
+        for method, details in info.items():
+            if isinstance(details, dict) and details.get("curve") and "fit_shared_with" not in details:
+                curves.setdefault(method, {})[fold] = details["curve"]
+    return curves

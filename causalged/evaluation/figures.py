@@ -1,11 +1,14 @@
-"""Evaluation figures (PNG, named ``*_mqc.png`` so MultiQC embeds them).
+"""Figures of the report (matplotlib; ``report.write_mqc_figure`` puts them in MultiQC).
 
 Metric box plots per method; true vs predicted spatial maps for the best, median and worst
-genes of the default method; a UMAP of predicted and real spots (paper Fig. 4); gene-gene
-distance heatmaps after hierarchical clustering, true vs predicted (paper Fig. 5).
+genes of the default method; maps of the imputed target genes; a UMAP of predicted and real
+spots (paper Fig. 4); gene-gene distance heatmaps after hierarchical clustering, true vs
+predicted (paper Fig. 5); training curves of the diffusion models per fold.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import anndata as ad
 import numpy as np
@@ -42,26 +45,76 @@ def metric_boxplots(metrics: pd.DataFrame, *, title: str):
     return fig
 
 
-def spatial_maps(pred: ad.AnnData, metrics: pd.DataFrame, *, method: str, title: str):
-    """True vs predicted expression over spot coordinates for the best, median and worst gene."""
+def spot_map(ax, xy: np.ndarray, values: np.ndarray, *, title: str, label: str = "log-normalized expression") -> None:
+    """One gene over the tissue: square markers sized to the spot spacing, with a colour bar."""
+    from scipy.spatial import cKDTree
+
+    fig = ax.figure
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=values, marker="s", cmap="viridis", linewidths=0)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(points, ax=ax, fraction=0.046, pad=0.02, label=label)
+    # marker side = spot spacing, measured on the axes as the colour bar left them
+    spacing = np.median(cKDTree(xy).query(xy, k=2)[0][:, 1]) if len(xy) > 1 else 1.0
+    span = max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), spacing) + spacing
+    box = ax.get_position()
+    side_pt = min(box.width * fig.get_figwidth(), box.height * fig.get_figheight()) * 72
+    points.set_sizes([max(0.5, (0.95 * spacing / span * side_pt) ** 2)])
+
+
+def spatial_maps(pred: ad.AnnData, metrics: pd.DataFrame, *, method: str, title: str, expected: pd.Series | None = None):
+    """True vs predicted expression over spot coordinates for the best, median and worst gene.
+
+    ``expected``: the trust estimate per gene (leave-self-out for panel genes), shown beside
+    the measured PCC so a reader can see how far to believe it.
+    """
     plt = _plt()
     rows = metrics[(metrics.method == method) & (metrics.protocol == "heldout") & (metrics.truth == "normalized")].dropna(subset=["pcc"])
     ordered = rows.sort_values("pcc", ascending=False)
     picks = {"best": ordered.iloc[0], "median": ordered.iloc[len(ordered) // 2], "worst": ordered.iloc[-1]}
-    xy = np.asarray(pred.obsm["spatial"])
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7.5), squeeze=False)
-    size = max(1.0, 4000 / max(pred.n_obs, 1))
+    xy = np.asarray(pred.obsm["spatial"], dtype=float)
+    fig, axes = plt.subplots(2, 3, figsize=(16, 10), squeeze=False)
     for col, (label, row) in enumerate(picks.items()):
         j = pred.var_names.get_loc(row.gene)
-        for r, (name, values) in enumerate((("true", as_dense(pred.X)[:, j]), (method, as_dense(pred.layers[method])[:, j]))):
-            ax = axes[r][col]
-            ax.scatter(xy[:, 0], xy[:, 1], c=values, s=size, cmap="viridis", linewidths=0)
-            ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{label}: {row.gene} ({name})" + (f", PCC {row.pcc:.2f}" if r else ""), fontsize=9)
-    fig.suptitle(f"{title}: held-out genes, true (top) vs predicted (bottom)", fontsize=10)
-    fig.tight_layout()
+        guess = f" (expected {expected[row.gene]:.3f})" if expected is not None and row.gene in expected and np.isfinite(expected[row.gene]) else ""
+        spot_map(axes[0][col], xy, as_dense(pred.X)[:, j], title=f"{label}: {row.gene}, measured")
+        spot_map(axes[1][col], xy, as_dense(pred.layers[method])[:, j], title=f"{row.gene}, {method}: PCC {row.pcc:.3f}{guess}")
+    fig.suptitle(f"{title}: held-out panel genes, measured (top) vs predicted without them (bottom)", fontsize=12)
+    return fig
+
+
+def target_maps(imputed: ad.AnnData, *, requested: Sequence[str], title: str, n_trusted: int = 2, max_requested: int = 6,
+                truth: pd.Series | None = None):
+    """Maps of imputed target genes: the requested ones first, then the most and least trusted.
+
+    Titles carry ``var["expected_pcc"]``, and, where the simulator kept the truth (``truth``:
+    PCC per gene against it), the PCC actually reached.
+    """
+    plt = _plt()
+    expected = imputed.var["expected_pcc"] if "expected_pcc" in imputed.var else pd.Series(np.nan, index=imputed.var_names)
+    chosen = {g: "requested" for g in [g for g in requested if g in imputed.var_names][:max_requested]}
+    ranked = expected.drop(list(chosen)).dropna().sort_values(ascending=False)
+    chosen.update({g: "most trusted" for g in ranked.index[:n_trusted]})
+    chosen.update({g: "least trusted" for g in ranked.index[::-1][:n_trusted] if g not in chosen})
+    if not chosen:  # no trust estimate and nothing requested: the first genes
+        chosen = {g: "imputed" for g in imputed.var_names[:n_trusted * 2]}
+    ncols = min(4, len(chosen))
+    nrows = -(-len(chosen) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.2 * nrows), squeeze=False)
+    xy = np.asarray(imputed.obsm["spatial"], dtype=float)
+    values = as_dense(imputed.X)
+    for ax, (gene, why) in zip(axes.ravel(), chosen.items()):
+        parts = [f"{gene} ({why})"]
+        if np.isfinite(expected.get(gene, np.nan)):
+            parts.append(f"expected PCC {expected[gene]:.3f}")
+        if truth is not None and gene in truth:
+            parts.append(f"vs simulated truth {truth[gene]:.3f}")
+        spot_map(ax, xy, values[:, imputed.var_names.get_loc(gene)], title="\n".join(parts), label="imputed (log-normalized)")
+    for ax in axes.ravel()[len(chosen):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title}: imputed genes the panel did not measure", fontsize=12)
     return fig
 
 
@@ -113,4 +166,29 @@ def gene_distance_heatmaps(pred: ad.AnnData, *, method: str, title: str):
         ax.set_yticks([])
     fig.colorbar(im, ax=axes, shrink=0.8, label="1 - Pearson r")
     fig.suptitle(f"{title}: gene-gene distance, clustered on the truth", fontsize=10)
+    return fig
+
+
+def training_curves(curves: dict[str, dict[str, dict]], *, title: str):
+    """Training loss and validation PCC per epoch: one column per model, one line per fold.
+
+    ``curves``: method -> fold -> {"epoch", "train_loss", "val_pcc", "best_epoch"} as the
+    diffusion imputers record them (``info["curve"]``); dotted lines mark the epoch kept.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(2, len(curves), figsize=(4.6 * len(curves), 6.4), squeeze=False, sharex="col")
+    for j, (method, by_fold) in enumerate(curves.items()):
+        for fold, curve in sorted(by_fold.items(), key=lambda kv: int(kv[0])):
+            epochs = np.asarray(curve["epoch"], dtype=float)
+            axes[0, j].plot(epochs, curve["train_loss"], lw=0.8, alpha=0.7)
+            val = np.asarray(curve["val_pcc"], dtype=float)
+            keep = ~np.isnan(val)
+            axes[1, j].plot(epochs[keep], val[keep], lw=0.8, alpha=0.7, label=f"fold {fold}")
+            if curve.get("best_epoch") and np.isfinite(curve["best_epoch"]):
+                axes[1, j].axvline(curve["best_epoch"], lw=0.5, ls=":", color=axes[1, j].lines[-1].get_color())
+        axes[0, j].set(title=method, ylabel="training loss (diffusion target)", yscale="log")
+        axes[1, j].set(xlabel="epoch (autoencoder epochs first)", ylabel="validation PCC (generated genes)")
+    axes[1, -1].legend(fontsize=6, ncol=2)
+    fig.suptitle(f"{title}: training curves per fold; dotted = epoch kept by early stopping", fontsize=10)
+    fig.tight_layout()
     return fig

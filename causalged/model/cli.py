@@ -16,9 +16,15 @@ ST panel did not measure, sc ``var["causalged_target"]``), with
 - ``X``: the mean prediction over samples, ST log-normalized scale;
 - ``layers["std"]``: per gene and spot, the standard deviation over the samples;
 - ``obs`` and ``obsm["spatial"]``: those of the ST input;
-- ``var["expected_pcc"]``: expected accuracy per gene, NaN here (the evaluation fills it);
+- ``var["expected_pcc"]``: expected accuracy per gene (from ``--trust``, the evaluation's table; NaN without it),
+  and ``var["trust"]``: high / medium / low by ``evaluation.trust.TRUST_CUTOFFS`` (empty without it);
+- ``var["simulated_truth_pcc"]`` and ``uns["causalged"]["simulated_truth"]``: only on simulated data
+  (the simulator kept the unmeasured genes' counts), the PCC reached against that truth;
 - ``uns["causalged"]``: the ST input's step records plus ``"impute"`` (method, n_samples, seed,
   sampler, steps, mode, model folder, genes fitted on).
+
+Beside it, for the report: ``figures/<sample>.target_maps.png`` with its MultiQC section
+(``_mqc.html``) and, on simulated data, ``<sample>.simulated_truth_mqc.tsv``.
 """
 
 from __future__ import annotations
@@ -178,6 +184,7 @@ def impute_genes(
     ``trust`` is the ``<sample>.gene_trust.csv`` of the evaluation step: its expected accuracy of
     each target gene for this method lands in ``var["expected_pcc"]`` (NaN without it).
     """
+    from causalged.evaluation.trust import trust_flag
     from causalged.io import check_writable, ensure_not_input, read_h5ad, record_step, write_h5ad_atomic
     from causalged.model.training import resolve_device
 
@@ -228,7 +235,14 @@ def impute_genes(
     result.obsm["spatial"] = np.asarray(st_data.obsm["spatial"], dtype=float)
     result.layers["std"] = np.asarray(samples, dtype=np.float32).std(axis=0)
     result.var["expected_pcc"] = _expected_pcc(trust, method, targets)
+    result.var["trust"] = trust_flag(result.var["expected_pcc"]).to_numpy()
     result.uns["causalged"] = dict(st_data.uns.get("causalged", {}))
+    try:  # the report's view of the targets must never sink the imputation itself
+        from causalged.evaluation.targets import write_target_report
+
+        write_target_report(sample, result, st_data, sc_data, outdir=Path(outdir))
+    except Exception as err:
+        log.warning("%s: imputed-gene maps not drawn (%s: %s)", sample, type(err).__name__, err)
     record_step(result, "impute", {
         "method": method, "n_samples": n_samples, "seed": seed, "sampler": sampler if method in MODEL_METHODS else None,
         "steps": steps if method in MODEL_METHODS else None, "mode": mode if method in MODEL_METHODS else None,

@@ -14,7 +14,7 @@ process CAUSALGED_EVALUATE {
     tuple val(meta), path("${prefix}.heldout_predictions.h5ad"), emit: predictions
     tuple val(meta), path("${prefix}.gene_trust.csv"), emit: trust
     path "${prefix}.*_mqc.tsv", emit: mqc
-    path "figures/${prefix}.*_mqc.png", emit: figures, optional: true
+    path "figures/${prefix}.*", emit: figures, optional: true
     path "versions.yml", emit: versions
 
     when:
@@ -41,7 +41,7 @@ process CAUSALGED_EVALUATE {
     """
     mkdir -p figures
     touch ${prefix}.metrics.csv ${prefix}.metrics_summary.csv ${prefix}.heldout_predictions.h5ad ${prefix}.gene_trust.csv
-    touch ${prefix}.metrics_mqc.tsv ${prefix}.trust_mqc.tsv figures/${prefix}.metrics_boxplot_mqc.png
+    touch ${prefix}.metrics_mqc.tsv ${prefix}.trust_mqc.tsv ${prefix}.general_mqc.tsv figures/${prefix}.metrics_boxplot.png figures/${prefix}.metrics_boxplot_mqc.html
     printf '"%s":\\n    causalged: "%s"\\n' '${task.process}' '${workflow.manifest.version}' > versions.yml
     """
 }

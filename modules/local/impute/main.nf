@@ -11,6 +11,8 @@ process CAUSALGED_IMPUTE {
 
     output:
     tuple val(meta), path("${prefix}.imputed.h5ad"), emit: h5ad
+    path "${prefix}.*_mqc.tsv", emit: mqc, optional: true
+    path "figures/${prefix}.*", emit: figures, optional: true
     path "versions.yml", emit: versions
 
     when:
@@ -42,7 +44,8 @@ process CAUSALGED_IMPUTE {
     stub:
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    touch ${prefix}.imputed.h5ad
+    mkdir -p figures
+    touch ${prefix}.imputed.h5ad ${prefix}.simulated_truth_mqc.tsv figures/${prefix}.target_maps.png figures/${prefix}.target_maps_mqc.html
     printf '"%s":\\n    causalged: "%s"\\n' '${task.process}' '${workflow.manifest.version}' > versions.yml
     """
 }
