@@ -31,6 +31,45 @@ class StagedFiles implements Iterable {
     String toString() { items.join(' ') }
 }
 
+// Nextflow's memory and duration literals (`6.GB`, `4.h`) for the resource directives, as
+// nextflow.util.MemoryUnit / Duration read them: the product with an attempt, comparison, and a
+// canonical text ("6 GB", "4h") that tests/slurm/run_chain.py turns into sbatch options.
+class NfMemory implements Comparable<NfMemory> {
+    static final List UNITS = ['B', 'KB', 'MB', 'GB', 'TB']
+    long bytes
+    NfMemory(long bytes) { this.bytes = bytes }
+    NfMemory multiply(Number n) { new NfMemory((long) (bytes * n)) }
+    NfMemory div(Number n) { new NfMemory((long) (bytes / n)) }
+    NfMemory plus(NfMemory o) { new NfMemory(bytes + o.bytes) }
+    int compareTo(NfMemory o) { bytes <=> o.bytes }
+    long toMega() { bytes >> 20 }
+    String toString() {
+        int i = UNITS.size() - 1
+        while( i > 0 && bytes % (1L << (10 * i)) != 0 ) i--
+        "${bytes.intdiv(1L << (10 * i))} ${UNITS[i]}"
+    }
+}
+class NfDuration implements Comparable<NfDuration> {
+    static final Map UNITS = [d: 86400000L, h: 3600000L, m: 60000L, s: 1000L, ms: 1L]
+    long millis
+    NfDuration(long millis) { this.millis = millis }
+    NfDuration multiply(Number n) { new NfDuration((long) (millis * n)) }
+    NfDuration div(Number n) { new NfDuration((long) (millis / n)) }
+    NfDuration plus(NfDuration o) { new NfDuration(millis + o.millis) }
+    int compareTo(NfDuration o) { millis <=> o.millis }
+    String toString() {
+        def unit = UNITS.find { name, ms -> millis % ms == 0 }
+        "${millis.intdiv(unit.value)}${unit.key}"
+    }
+}
+NfMemory.UNITS.eachWithIndex { String unit, int i ->
+    Number.metaClass."get${unit}" = { -> new NfMemory((long) (delegate * (1L << (10 * i)))) }
+}
+NfDuration.UNITS.each { String unit, long ms ->
+    Number.metaClass."get${unit.capitalize()}" = { -> new NfDuration((long) (delegate * ms)) }
+}
+Number.metaClass.getMin = { -> new NfDuration((long) (delegate * 60000L)) }
+
 def shell = new GroovyShell()
 
 // Evaluate source as a closure body whose free names read (and assign into) `scope`.
