@@ -64,6 +64,9 @@ NOT_RESPONSIVE = {
                  "it never reads another gene's measured map, so perturbing one gene's measurement cannot change "
                  "another gene's output: not computed",
 }
+#: What the validation on simulated data found (docs/causality.md), repeated in every output.
+VALIDATION_NOTE = ("Directed scores, not proven causes. On simulated data with a known network (docs/causality.md) "
+                   "no method recovers the network well: read these as hypotheses to test.")
 #: |effect| at or above this (per unit of the target's own decay) is called an edge by the linearization.
 DEFAULT_THRESHOLD = 0.1
 #: Tikhonov strength of the inverse, relative to the mean squared singular value of T.
@@ -312,7 +315,7 @@ def causality(st_data, sc_data=None, *, methods: Sequence[str] = DEFAULT_METHODS
     keep = select_genes(x_all, names, max_genes=max_genes, path=st_path)
     genes = [names[i] for i in keep]
     x = x_all[:, keep]
-    info: dict = {"n_spots": int(x.shape[0]), "n_genes": len(genes), "n_pairs": len(genes) * (len(genes) - 1),
+    info: dict = {"warning": VALIDATION_NOTE, "n_spots": int(x.shape[0]), "n_genes": len(genes), "n_pairs": len(genes) * (len(genes) - 1),
                   "genes": genes, "methods": list(methods), "not_computed": dict(NOT_RESPONSIVE), "threshold": threshold}
     tables = []
     if "granger" in methods:
@@ -464,8 +467,9 @@ def run_causality(sample: str, st_path: Path, outdir: Path, *, sc_path: Path | N
     write_json_atomic({"sample": sample, **result.info}, out["json"])
     report.write_mqc_table(
         mqc, out["mqc"], section_id="causalged_causality", section_name="Causal analysis: top gene pairs",
-        description=f"Top {len(top)} ordered pairs by {primary} ({_describe(primary)}). Directed scores, not proven causes; "
-                    f"validation on simulated data: docs/causality.md. {NOT_RESPONSIVE['causalged']}.",
+        description=f"Top {len(top)} ordered pairs by {primary} ({_describe(primary)}). {VALIDATION_NOTE} "
+                    f"Not computed: {NOT_RESPONSIVE['causalged']}.",
+        headers={"p_value": {"format": "{:.2e}"}, "q_value": {"format": "{:.2e}"}},
     )
     report.write_mqc_figure(heat, out["heatmap"], section_id=f"causalged_causality_heatmap_{report.slug(sample)}",
                             section_name=f"Causal analysis heatmap: {sample}", description=f"Genes of the strongest {primary} pairs, source rows, target columns.")

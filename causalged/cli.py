@@ -46,7 +46,7 @@ def cli(verbose: int, quiet: bool, debug: bool) -> None:
     """CausalGeD: impute the genes your spatial panel did not measure, from a scRNA-seq reference.
 
     Steps, in pipeline order: simulate | validate-samplesheet | qc | normalize | hvg | train |
-    impute | crossval | evaluate | report. `causalged run` chains them on one machine.
+    impute | crossval | evaluate | report (causality: optional). `causalged run` chains them on one machine.
     """
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
@@ -59,11 +59,13 @@ def cli(verbose: int, quiet: bool, debug: bool) -> None:
 @click.option("--name", default="demo", show_default=True, help="File prefix and sample id of the generated data.")
 @click.option("--size", type=click.Choice(["tiny", "demo"]), default="demo", show_default=True, help="tiny: unit-test size (<1 MB); demo: the README demo.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def simulate(outdir: Path, name: str, size: str, seed: int) -> None:
+@click.option("--grn", type=click.Choice(["cell", "spatial"]), default="cell", show_default=True,
+              help="Where the network acts: within cells, or through neighbouring spots (a spatial trace, for `causalged causality`).")
+def simulate(outdir: Path, name: str, size: str, seed: int, grn: str) -> None:
     """Generate paired demo data (scRNA-seq + ST) with a known regulatory network."""
     from causalged.simulate import write_demo
 
-    paths = write_demo(outdir, name=name, size=size, seed=seed)
+    paths = write_demo(outdir, name=name, size=size, seed=seed, grn=grn)
     for key, path in paths.items():
         click.echo(f"{key}\t{path}")
 
@@ -131,6 +133,29 @@ def hvg(sample, sc_path, st_path, outdir, genes, top_fraction, n_folds, seed) ->
     from causalged.steps import run_hvg
 
     run_hvg(sample, sc_path, st_path, outdir, genes=genes, top_fraction=top_fraction, n_folds=n_folds, seed=seed)
+
+
+@cli.command()
+@SAMPLE
+@click.option("--st", "st_path", required=True, type=click.Path(path_type=Path), help="Normalized spatial data with coordinates (.h5ad).")
+@click.option("--sc", "sc_path", type=click.Path(path_type=Path), default=None, help="Normalized scRNA-seq reference (.h5ad); needed by linear_ridge and knn_cells.")
+@OUTDIR
+@click.option("--methods", default=",".join(("granger", "linear_ridge", "knn_cells")), show_default=True,
+              help="Comma-separated: granger (spatial F-test), linear_ridge, knn_cells (causal linearization of a model).")
+@click.option("--max-genes", type=int, default=100, show_default=True, help="Keep the most variable panel genes; the pair count is quadratic, G (G - 1).")
+@click.option("--n-neighbors", type=int, default=8, show_default=True, help="The spatial lag: mean over this many nearest other spots.")
+@click.option("--radius", type=float, default=None, help="Instead of --n-neighbors: mean over every other spot within this distance.")
+@click.option("--covariates", default=None, help="obsm key or comma-separated obs columns added to both Granger models (e.g. cell_type_fractions).")
+@click.option("--threshold", type=float, default=0.1, show_default=True, help="Linearization: |W| (per unit of the target's own decay) called an edge.")
+@click.option("--n-top", type=int, default=20, show_default=True, help="Pairs in the MultiQC table and edges in the network plot.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def causality(sample, st_path, sc_path, outdir, methods, max_genes, n_neighbors, radius, covariates, threshold, n_top, seed) -> None:
+    """Directed gene pairs: spatial Granger-style F-test and causal linearization (docs/causality.md)."""
+    from causalged.causality import run_causality
+
+    paths = run_causality(sample, st_path, outdir, sc_path=sc_path, n_top=n_top, methods=[m.strip() for m in methods.split(",") if m.strip()],
+                          max_genes=max_genes, n_neighbors=n_neighbors, radius=radius, covariates=covariates, threshold=threshold, seed=seed)
+    click.echo(str(paths["csv"]))
 
 
 @cli.command()

@@ -53,7 +53,8 @@ def simulate(*, size: str = "demo", seed: int = 0, grn: str = "cell") -> tuple[a
 
     ``grn="spatial"`` (off by default, so the demo data do not change) makes the network leave
     a spatial trace: an edge i -> j means that gene i's activity in the 8 neighbouring spots
-    (their mean over cells and spots, the spot itself excluded) shifts j's log-rate in every
+    (their mean over cells and spots, the spot itself excluded; centred and scaled over the
+    tissue, so an edge of weight w moves the target's log-rate by w per SD) shifts j's log-rate in every
     cell of the spot, a paracrine signal (a secreted ligand and its target program) instead of
     a within-cell one; there is no within-cell regulation then. The reference cells, which are
     dissociated, each keep the signal of a random spot's neighbourhood of the same tissue.
@@ -173,7 +174,8 @@ def _simulate_spatial(cfg: SimulationSize, *, size: str, seed: int) -> tuple[ad.
         drive = signal[context][:, src[incoming]] @ w[incoming] if ends[j] > starts[j] else 0.0
         log_rate[:, j] = log_rate[:, j] + drive
         activity = np.tanh(log_rate[:n_tissue, j] - base[j])
-        signal[:, j] = neighbour_mean @ (pool @ activity)
+        around = neighbour_mean @ (pool @ activity)
+        signal[:, j] = (around - around.mean()) / (around.std() + 1e-9)  # centred and scaled over the tissue
     rate = np.exp(np.clip(log_rate, -6, 4))
     sc_rate, cell_rate = rate[n_tissue:], rate[:n_tissue]
 
