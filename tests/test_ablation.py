@@ -88,7 +88,7 @@ def test_sampler_claim_is_about_size():
 def test_tiny_grid_on_the_demo_writes_page_csv_and_figures(tmp_path):
     out = tmp_path / "ablations.md"
     res = CliRunner().invoke(ablate, ["demo", "--output", str(out), "--seeds", "0,1", "--n-folds", "2", "--axes", "mask,inference",
-                                      "--model-epochs", "4", "--n-samples", "2"], catch_exceptions=False)
+                                      "--model-epochs", "4", "--n-samples", "2", "--mqc-dir", str(tmp_path / "mqc")], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     text = out.read_text()
     assert "Protocol: held-out genes" in text and "One axis at a time" in text
@@ -100,6 +100,9 @@ def test_tiny_grid_on_the_demo_writes_page_csv_and_figures(tmp_path):
     assert f"**{mask_row.verdict}**" in text and "| demo (simulated) | causal attention is what beats SpaDiT (headline) |" in text
     for axis in ("mask", "inference"):
         assert (tmp_path / "figures" / f"ablations_{axis}.png").stat().st_size > 1000
+        assert "data:image/png;base64," in (tmp_path / "mqc" / "figures" / f"ablation_{axis}_mqc.html").read_text()
+    mqc = (tmp_path / "mqc" / "ablations_mqc.tsv").read_text()
+    assert "# id: 'causalged_ablation'" in mqc and f"demo (simulated) | mask\t" in mqc and mask_row.verdict in mqc
     bad = CliRunner().invoke(ablate, ["demo", "--axes", "colour"])
     assert bad.exit_code == 2 and "unknown axes ['colour']" in bad.output
 

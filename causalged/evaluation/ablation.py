@@ -41,7 +41,8 @@ from causalged.errors import InputError
 from causalged.evaluation.benchmark import map_datasets, prepare
 from causalged.evaluation.crossval import fit_predict, fold_inputs, method_params
 from causalged.evaluation.metrics import pcc, ssim
-from causalged.io import atomic_write, write_csv_atomic, write_text_atomic
+from causalged import report
+from causalged.io import write_csv_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -237,16 +238,14 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     return genes.join(seeds).join(seconds.rename("seconds_per_fold")).reset_index()
 
 
-def write_figures(table: pd.DataFrame, folder: Path, *, stem: str) -> dict[str, Path]:
+def axis_figures(table: pd.DataFrame) -> dict[str, Any]:
     """One bar chart per axis (paper style: PCC per dataset, one bar per setting, SD over units as error bars)."""
-    import matplotlib
+    from causalged.evaluation.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     summary = summary_table(table)
     default = summary[summary.axis == "default"]
-    paths = {}
+    figures = {}
     for axis in [a for a in summary.axis.unique() if a != "default"]:
         rows = pd.concat([default.assign(setting=DEFAULT_LABELS.get(axis, "faithful default") + " (default)"), summary[summary.axis == axis]])
         datasets, labels = list(rows.dataset.unique()), list(dict.fromkeys(rows.setting))
@@ -259,18 +258,33 @@ def write_figures(table: pd.DataFrame, folder: Path, *, stem: str) -> dict[str, 
         ax.set(ylabel="held-out PCC (normalized truth)", title=f"ablation: {axis}")
         ax.legend(fontsize=6, loc="lower right")
         fig.tight_layout()
-        path = folder / f"{stem}_{axis}.png"
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-        plt.close(fig)
-        paths[axis] = path
+        figures[axis] = fig
+    return figures
+
+
+def write_figures(table: pd.DataFrame, folder: Path, *, stem: str) -> dict[str, Path]:
+    """The axis figures as ``<folder>/<stem>_<axis>.png``."""
+    return {axis: report.save_figure(fig, Path(folder) / f"{stem}_{axis}.png") for axis, fig in axis_figures(table).items()}
+
+
+def write_mqc(table: pd.DataFrame, folder: Path) -> list[Path]:
+    """MultiQC content for ``causalged report --outdir <folder>``: the verdicts and one section per axis."""
+    folder = Path(folder)
+    claims = verdicts(table)
+    rows = claims.assign(Sample=[f"{r.dataset} | {r.claim}" for r in claims.itertuples()])[["Sample", "statement", "difference", "se", "units", "verdict"]]
+    paths = [report.write_mqc_table(
+        rows, folder / "ablations_mqc.tsv", section_id="causalged_ablation", section_name="Ablations: the paper's claims, measured",
+        description="Held-out protocol, normalized truth; one axis at a time from the faithful causalged default. Difference: mean over "
+        "paired (seed, fold) units of the claimed-better setting minus the other (sampler: largest relative change); verdict by 2 SE.",
+        headers={"difference": {"format": "{:,.4f}"}, "se": {"title": "SE over units", "format": "{:,.4f}"}})]
+    for rank, (axis, fig) in enumerate(axis_figures(table).items(), start=1):
+        paths += report.write_mqc_figure(fig, folder / "figures" / f"ablation_{axis}.png", section_id=f"causalged_ablation{rank}_{axis}",
+                                         section_name=f"Ablation: {axis}", description="Mean held-out PCC per setting; error bars: SD over units.")
     return paths
 
 
 def render(table: pd.DataFrame, *, command: str, seeds: Sequence[int], n_folds: int, preset: str, seconds: float, figures: dict,
            finished: dict[str, int] | None = None, parts: Path | None = None) -> str:
-    from causalged import report
-
     summary, claims = summary_table(table), verdicts(table)
     versions = report.software_versions()
     lines = [
@@ -358,11 +372,12 @@ def coverage_lines(finished: dict[str, int], planned: int, parts: Path | None) -
 
 def ablate(datasets: Sequence[str], *, output: Path, seeds: Sequence[int] = (0, 1), n_folds: int = 5, axes: Sequence[str] | None = None,
            preset: str = "cpu", device: str = "auto", epochs: int | None = None, n_samples: int = 8, command: str = "causalged ablate",
-           jobs: int = 1, time_limit: float | None = None) -> Path:
+           jobs: int = 1, time_limit: float | None = None, mqc_dir: Path | None = None) -> Path:
     """Run the grid (continuing from kept folds), then write the page, its CSV and one figure per axis.
 
     ``time_limit`` (minutes): no fold starts after it; the page then says how far the grid got,
     and the same command continues it. ``time_limit=0`` writes the page from the kept folds only.
+    ``mqc_dir``: also write the verdicts and figures there as MultiQC content.
     """
     started = time.perf_counter()
     output = Path(output)
@@ -379,4 +394,6 @@ def ablate(datasets: Sequence[str], *, output: Path, seeds: Sequence[int] = (0, 
     text = render(table, command=command, seeds=seeds, n_folds=n_folds, preset=preset, seconds=time.perf_counter() - started,
                   figures={k: v.relative_to(output.parent).as_posix() for k, v in figures.items()},
                   finished=coverage(table, datasets), parts=parts)
+    if mqc_dir is not None:
+        write_mqc(table, mqc_dir)
     return write_text_atomic(text, output)

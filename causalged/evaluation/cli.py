@@ -139,7 +139,9 @@ def benchmark(datasets, output, methods, seeds, slow_seeds, model_seeds, n_folds
 @click.option("--model-epochs", type=int, default=None, help="Cap the epochs (a speed option for quick looks; default: the preset's budget).")
 @click.option("--time-limit", type=float, default=None, help="Minutes after which no new fold starts; the page says how far it got, "
               "and the same command continues (finished folds are kept). 0: only write the page from the kept folds.")
-def ablate(datasets, output, seeds, n_folds, axes, preset, device, n_samples, jobs, model_epochs, time_limit) -> None:
+@click.option("--mqc-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write the verdicts and figures there as MultiQC content (then: causalged report --outdir DIR).")
+def ablate(datasets, output, seeds, n_folds, axes, preset, device, n_samples, jobs, model_epochs, time_limit, mqc_dir) -> None:
     """The paper's ablation claims under the held-out protocol, one axis at a time, on each DATASET.
 
     DATASET: a folder with raw-count sc.h5ad + st.h5ad, or `demo`. Writes the page (verdict per
@@ -155,6 +157,6 @@ def ablate(datasets, output, seeds, n_folds, axes, preset, device, n_samples, jo
     ctx = click.get_current_context()
     given = [f"--{k.replace('_', '-')} {v}" for k, v in ctx.params.items() if k != "datasets" and ctx.get_parameter_source(k).name == "COMMANDLINE"]
     path = run(list(datasets), output=output, seeds=[int(s) for s in seeds.split(",") if s.strip()], n_folds=n_folds, axes=chosen,
-               preset=preset, device=device, epochs=model_epochs, n_samples=n_samples, jobs=jobs, time_limit=time_limit,
+               preset=preset, device=device, epochs=model_epochs, n_samples=n_samples, jobs=jobs, time_limit=time_limit, mqc_dir=mqc_dir,
                command=" ".join(["causalged ablate", *datasets, *given]))
     click.echo(str(path))

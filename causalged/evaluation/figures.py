@@ -20,7 +20,8 @@ from causalged.methods.base import as_dense
 LABELS = {"pcc": "PCC (higher better)", "ssim": "SSIM (higher better)", "rmse": "RMSE (lower better)", "js": "JS (lower better)"}
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: figures are files, no display is needed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,7 +32,7 @@ def _plt():
 
 def metric_boxplots(metrics: pd.DataFrame, *, title: str):
     """One panel per metric, one box per method (held-out protocol, normalized truth)."""
-    plt = _plt()
+    plt = pyplot()
     rows = metrics[(metrics.protocol == "heldout") & (metrics.truth == "normalized")]
     methods = list(dict.fromkeys(rows.method))
     fig, axes = plt.subplots(1, 4, figsize=(4 + 1.1 * len(methods) * 2, 4), squeeze=False)
@@ -70,7 +71,7 @@ def spatial_maps(pred: ad.AnnData, metrics: pd.DataFrame, *, method: str, title:
     ``expected``: the trust estimate per gene (leave-self-out for panel genes), shown beside
     the measured PCC so a reader can see how far to believe it.
     """
-    plt = _plt()
+    plt = pyplot()
     rows = metrics[(metrics.method == method) & (metrics.protocol == "heldout") & (metrics.truth == "normalized")].dropna(subset=["pcc"])
     ordered = rows.sort_values("pcc", ascending=False)
     picks = {"best": ordered.iloc[0], "median": ordered.iloc[len(ordered) // 2], "worst": ordered.iloc[-1]}
@@ -92,7 +93,7 @@ def target_maps(imputed: ad.AnnData, *, requested: Sequence[str], title: str, n_
     Titles carry ``var["expected_pcc"]``, and, where the simulator kept the truth (``truth``:
     PCC per gene against it), the PCC actually reached.
     """
-    plt = _plt()
+    plt = pyplot()
     expected = imputed.var["expected_pcc"] if "expected_pcc" in imputed.var else pd.Series(np.nan, index=imputed.var_names)
     chosen = {g: "requested" for g in [g for g in requested if g in imputed.var_names][:max_requested]}
     ranked = expected.drop(list(chosen)).dropna().sort_values(ascending=False)
@@ -122,7 +123,7 @@ def umap_spots(pred: ad.AnnData, *, method: str, title: str, seed: int = 0):
     """UMAP of the real spots and the predicted spots in one embedding (scanpy)."""
     import scanpy as sc
 
-    plt = _plt()
+    plt = pyplot()
     truth = as_dense(pred.X)
     guess = as_dense(pred.layers[method])
     both = ad.AnnData(X=np.vstack([truth, guess]).astype(np.float32))
@@ -148,7 +149,7 @@ def gene_distance_heatmaps(pred: ad.AnnData, *, method: str, title: str):
     from scipy.cluster.hierarchy import leaves_list, linkage
     from scipy.spatial.distance import squareform
 
-    plt = _plt()
+    plt = pyplot()
 
     def distance(x: np.ndarray) -> np.ndarray:
         d = 1 - np.nan_to_num(np.corrcoef(x.T), nan=0.0)
@@ -175,7 +176,7 @@ def training_curves(curves: dict[str, dict[str, dict]], *, title: str):
     ``curves``: method -> fold -> {"epoch", "train_loss", "val_pcc", "best_epoch"} as the
     diffusion imputers record them (``info["curve"]``); dotted lines mark the epoch kept.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(curves), figsize=(4.6 * len(curves), 6.4), squeeze=False, sharex="col")
     for j, (method, by_fold) in enumerate(curves.items()):
         for fold, curve in sorted(by_fold.items(), key=lambda kv: int(kv[0])):
