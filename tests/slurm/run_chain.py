@@ -497,7 +497,7 @@ def summary(tasks, resources, cluster: Cluster, problems, wall: float) -> str:
         f"Node: {cluster.node}, {cluster.cpus} CPUs, {cluster.mem_mb} MB (slurm {cluster.run('sinfo', '-V').strip()}). "
         + ("Some requests were larger than the node and were scaled down (see the table)." if scaled
            else "No request was larger than the node: nothing was scaled down."),
-        f"Wall time, cluster start to shutdown: {wall:.0f} s. Outputs: "
+        f"Wall time (rendering, cluster start, jobs, shutdown, checks): {wall:.0f} s. Outputs: "
         + ("every job COMPLETED with exit 0 and was given the cpus, memory and time it asked for, every declared output exists, every h5ad opens, the MultiQC report has every section."
            if not problems else f"{len(problems)} problem(s):\n\n" + "\n".join(f"- {p}" for p in problems)),
         "",
@@ -522,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         print("the loopback cluster is started as root (SlurmUser=root)", file=sys.stderr)
         return 2
 
+    # SIGTERM (a CI timeout) unwinds through the finally blocks below, so the daemons are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     root = args.workdir or Path(tempfile.mkdtemp(prefix="causalged-slurm-"))
     root.mkdir(parents=True, exist_ok=True)
     started = time.time()
