@@ -303,8 +303,10 @@ def render(results: list[dict], *, methods: Sequence[str], seeds: Sequence[int],
             lines += ["", f"Blend weight alpha (kNN share) chosen per fold on training genes: mean {np.mean(alphas):.2f}, range {min(alphas):.2f}-{max(alphas):.2f}."]
         if result["trust"]:
             t = result["trust"]
-            lines += ["", f"Trust and calibration of `{t['method']}` (first seed): the expected-accuracy estimate (from the 5 most similar panel genes) "
-                      f"vs the cross-validated PCC of each panel gene: Pearson r = {t['estimate_vs_cv_pearson']:.2f}, mean absolute error {t['estimate_mae']:.3f}. "
+            lines += ["", f"Trust and calibration of `{t['method']}` (first seed): the expected-accuracy estimate (nested CV over panel genes, "
+                      f"evaluation/trust.py) vs the cross-validated PCC of each panel gene: Pearson r = {t['estimate_vs_cv_pearson']:.2f}, "
+                      f"mean absolute error {t['estimate_mae']:.3f} (every seed, and the imputed genes of the demo against the simulated "
+                      "truth: docs/benchmarks-trust.md, by benchmarks/trust.py). "
                       f"Coverage of the 5-95% interval of the samples on held-out genes: {t['mean_coverage_90']:.2f} of spots (nominal {t['nominal_coverage']:.2f}; "
                       f"per gene {t['coverage_min']:.2f}-{t['coverage_max']:.2f})"
                       + (" -- **not calibrated**: the interval is too narrow." if t["mean_coverage_90"] < 0.8 else
