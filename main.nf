@@ -42,6 +42,7 @@ workflow {
         params.allow_failed_folds,
         !params.skip_multiqc,
         pipeline_info,
+        params.run_causality,
     )
 
     onComplete:

@@ -436,7 +436,7 @@ def output_paths(sample: str, outdir: str | Path) -> dict[str, Path]:
     return {
         "csv": outdir / f"{sample}.causality.csv",
         "json": outdir / f"{sample}.causality.json",
-        "mqc": outdir / f"{sample}.causality_mqc.tsv",
+        "mqc": outdir / f"{sample}.causality.top_pairs_mqc.tsv",
         "heatmap": outdir / f"{sample}.causality_heatmap.png",
         "network": outdir / f"{sample}.causality_network.png",
     }

@@ -1,11 +1,13 @@
 //
 // CAUSALGED: preprocess every sample, then the production branch (train -> impute) and, unless
-// skipped, the evaluation branch (per-fold cross-validation -> evaluate), then one MultiQC report.
+// skipped, the evaluation branch (per-fold cross-validation -> evaluate), optionally the causal
+// analysis of the normalized panel (CAUSALGED_CAUSALITY), then one MultiQC report.
 //
 include { PREPROCESS } from '../subworkflows/local/preprocess'
 include { PRODUCTION } from '../subworkflows/local/production'
 include { EVALUATION } from '../subworkflows/local/evaluation'
 include { MULTIQC    } from '../modules/local/multiqc'
+include { CAUSALGED_CAUSALITY } from '../modules/local/causality'
 
 workflow CAUSALGED {
     take:
@@ -16,6 +18,7 @@ workflow CAUSALGED {
     allow_failed_folds // boolean: evaluate the folds that finished when some failed
     run_multiqc        // boolean: render the MultiQC report
     pipeline_info_dir  // string: where the collected software versions and missing folds are stored
+    run_causality      // boolean: run the causal analysis after normalization
 
     main:
     PREPROCESS(ch_samples)
@@ -38,9 +41,17 @@ workflow CAUSALGED {
     }
     PRODUCTION(PREPROCESS.out.h5ad, PREPROCESS.out.split, ch_trust)
 
+    ch_causality_versions = channel.empty()
+    ch_causality_mqc = channel.empty()
+    if (run_causality) {
+        CAUSALGED_CAUSALITY(PREPROCESS.out.normalized)
+        ch_causality_versions = CAUSALGED_CAUSALITY.out.versions
+        ch_causality_mqc = CAUSALGED_CAUSALITY.out.mqc.mix(CAUSALGED_CAUSALITY.out.figures.flatten())
+    }
+
     // One versions file for the run: identical per-task records collapse to one entry per process.
     ch_versions_yml = PREPROCESS.out.versions
-        .mix(PRODUCTION.out.versions, ch_eval_versions)
+        .mix(PRODUCTION.out.versions, ch_eval_versions, ch_causality_versions)
         .map { versions -> versions.text.trim() }
         .mix(channel.of(workflowVersions()))
         .unique()
@@ -49,7 +60,7 @@ workflow CAUSALGED {
     ch_multiqc_report = channel.empty()
     if (run_multiqc) {
         ch_multiqc_files = PREPROCESS.out.mqc
-            .mix(PRODUCTION.out.mqc, ch_eval_mqc, ch_run_mqc, ch_versions_yml)
+            .mix(PRODUCTION.out.mqc, ch_eval_mqc, ch_causality_mqc, ch_run_mqc, ch_versions_yml)
             .collect()
             .map { files -> [[id: 'causalged'], files] }
         MULTIQC(ch_multiqc_files, ch_multiqc_config)

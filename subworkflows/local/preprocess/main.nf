@@ -21,6 +21,7 @@ workflow PREPROCESS {
 
     emit:
     h5ad     = CAUSALGED_SELECT_HVG.out.h5ad  // channel: [ val(meta), path(sc_hvg), path(st_hvg) ]
+    normalized = CAUSALGED_NORMALIZE.out.h5ad // channel: [ val(meta), path(sc_norm), path(st_norm) ]
     split    = CAUSALGED_SELECT_HVG.out.split // channel: [ val(meta), path(split_json) ]
     qc       = CAUSALGED_QC.out.json          // channel: [ val(meta), path(qc_json) ]
     mqc      = ch_mqc                         // channel: path(*_mqc.*)
