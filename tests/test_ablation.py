@@ -75,6 +75,10 @@ def test_verdicts_follow_the_sign_beyond_the_seed_spread():
     claims = verdicts(table).set_index("claim")["verdict"]
     assert claims["decoder"] == "not supported" and claims["encoder"] == "supported" and claims["mask"] == "within noise"
     assert claims["depth"] == "not run"
+    # two units: a difference of 4 standard errors is still within the 95 % t interval (t = 12.7 at 1 degree of freedom)
+    two = _table({"faithful default": [0.0, 0.0], "deterministic encoder": [-0.05, -0.03]})
+    result = compare(two, "d", "faithful default", "deterministic encoder")
+    assert result["units"] == 2 and np.isclose(result["difference"] / result["se"], 4.0) and result["verdict"] == "within noise"
 
 
 def test_sampler_claim_is_about_size():
