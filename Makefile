@@ -28,6 +28,7 @@ benchmark: setup
 	$(BIN)/python benchmarks/sampling.py demo
 	$(BIN)/python benchmarks/paper_protocol.py
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/causality.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache
