@@ -79,7 +79,7 @@ def grid(n_timesteps: int = 2000) -> list[Setting]:
 
 
 #: What the default is on each axis, for the pages (cpu preset; the paper preset has depth 4).
-DEFAULT_LABELS = {"decoder": "decoder not trained jointly", "encoder": "variational encoder", "ar_decay": "decay 0.8",
+DEFAULT_LABELS = {"depth": "depth 3", "decoder": "decoder not trained jointly", "encoder": "variational encoder", "ar_decay": "decay 0.8",
                   "sampler": "DDIM 50", "mask": "causal mask", "inference": "one group"}
 
 
@@ -257,14 +257,14 @@ def axis_figures(table: pd.DataFrame) -> dict[str, Any]:
     for axis in [a for a in summary.axis.unique() if a != "default"]:
         rows = pd.concat([default.assign(setting=DEFAULT_LABELS.get(axis, "faithful default") + " (default)"), summary[summary.axis == axis]])
         datasets, labels = list(rows.dataset.unique()), list(dict.fromkeys(rows.setting))
-        fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(datasets) * len(labels) / 3, 3.2))
+        fig, ax = plt.subplots(figsize=(3.6 + 1.4 * len(datasets) * len(labels) / 3, 3.2))
         width = 0.8 / len(labels)
         for j, label in enumerate(labels):
             sub = rows[rows.setting == label].set_index("dataset").reindex(datasets)
             ax.bar(np.arange(len(datasets)) + j * width, sub["pcc"], width, yerr=sub["pcc_unit_sd"].fillna(0), capsize=2, label=label)
-        ax.set_xticks(np.arange(len(datasets)) + width * (len(labels) - 1) / 2, datasets, fontsize=8)
+        ax.set_xticks(np.arange(len(datasets)) + width * (len(labels) - 1) / 2, [d.replace("_", "\n", 1) for d in datasets], fontsize=8)
         ax.set(ylabel="held-out PCC (normalized truth)", title=f"ablation: {axis}")
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.tight_layout()
         figures[axis] = fig
     return figures
