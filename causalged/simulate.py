@@ -110,25 +110,7 @@ def simulate(*, size: str = "demo", seed: int = 0, grn: str = "cell") -> tuple[a
         "grn_source": np.array([genes[i] for i in source]), "grn_target": np.array([genes[i] for i in target]),
         "grn_weight": weight,
     }
-    sc_data = ad.AnnData(
-        X=sp.csr_matrix(sc_counts, dtype=np.float32),
-        obs=pd.DataFrame({"cell_type": pd.Categorical([f"type{t}" for t in cell_types])}, index=[f"cell{i:05d}" for i in range(cfg.n_cells)]),
-        var=pd.DataFrame(index=genes),
-    )
-    st_data = ad.AnnData(
-        X=sp.csr_matrix(st_counts_all[:, panel], dtype=np.float32),
-        obs=pd.DataFrame(
-            {"domain": pd.Categorical([f"domain{d}" for d in domain]), "n_cells": cells_per_spot},
-            index=[f"spot{i:04d}" for i in range(n_spots)],
-        ),
-        var=pd.DataFrame(index=[genes[i] for i in panel]),
-    )
-    st_data.obsm["spatial"] = coords
-    st_data.obsm["cell_type_fractions"] = fractions
-    # The held-back truth for genes outside the panel, so imputed targets can be checked too.
-    st_data.uns["causalged_simulation"] = {**truth, "unmeasured_genes": np.array([genes[i] for i in outside])}
-    st_data.obsm["unmeasured_counts"] = st_counts_all[:, outside].astype(np.float32)
-    sc_data.uns["causalged_simulation"] = truth
+    sc_data, st_data = _package(sc_counts, cell_types, st_counts_all, domain, cells_per_spot, coords, fractions, genes, panel, outside, truth)
     return sc_data, st_data, requested
 
 
@@ -203,6 +185,8 @@ def _simulate_spatial(cfg: SimulationSize, *, size: str, seed: int) -> tuple[ad.
 
 
 def _package(sc_counts, cell_types, st_counts_all, domain, cells_per_spot, coords, fractions, genes, panel, outside, truth):
+    """The AnnData pair both network modes return, with the simulator's truth (the held-back
+    counts of the genes outside the panel, so imputed targets can be checked too)."""
     n_spots = len(coords)
     sc_data = ad.AnnData(
         X=sp.csr_matrix(sc_counts, dtype=np.float32),
