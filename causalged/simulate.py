@@ -81,14 +81,9 @@ def simulate(*, size: str = "demo", seed: int = 0, grn: str = "cell") -> tuple[a
     sc_counts = _overdispersed_counts(sc_rate * sc_depth, dispersion=0.5, rng=rng)
 
     # ST: spots on a lattice, each pooling cells drawn from its domain's type composition.
+    coords, domain, domain_mix, cells_per_spot = _tissue_layout(cfg, rng)
     rows, cols = cfg.grid
-    yy, xx = np.mgrid[0:rows, 0:cols]
-    coords = np.column_stack([xx.ravel(), yy.ravel()]).astype(float) * 100.0
-    centres = coords[rng.choice(len(coords), cfg.n_domains, replace=False)]
-    domain = np.argmin(((coords[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
-    domain_mix = rng.dirichlet(np.full(cfg.n_types, 0.25), cfg.n_domains)
     n_spots = len(coords)
-    cells_per_spot = 1 + rng.poisson(4, n_spots)
     fractions = np.zeros((n_spots, cfg.n_types))
     st_rate = np.zeros((n_spots, cfg.n_genes))
     for spot in range(n_spots):
@@ -121,14 +116,9 @@ def _simulate_spatial(cfg: SimulationSize, *, size: str, seed: int) -> tuple[ad.
     source, target, weight = _random_dag(cfg.n_genes, rng)
     base = rng.normal(-0.5, 1.0, cfg.n_genes)
     type_programs = rng.normal(0.0, 1.5, (cfg.n_types, cfg.n_genes)) * (rng.random((cfg.n_types, cfg.n_genes)) < 0.4)
+    coords, domain, domain_mix, cells_per_spot = _tissue_layout(cfg, rng)
     rows, cols = cfg.grid
-    yy, xx = np.mgrid[0:rows, 0:cols]
-    coords = np.column_stack([xx.ravel(), yy.ravel()]).astype(float) * 100.0
-    centres = coords[rng.choice(len(coords), cfg.n_domains, replace=False)]
-    domain = np.argmin(((coords[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
-    domain_mix = rng.dirichlet(np.full(cfg.n_types, 0.25), cfg.n_domains)
     n_spots = len(coords)
-    cells_per_spot = 1 + rng.poisson(4, n_spots)
     spot_of_cell = np.repeat(np.arange(n_spots), cells_per_spot)
     # one type per tissue cell, drawn from its spot's domain mix (inverse CDF, vectorized)
     cdf = np.cumsum(domain_mix, axis=1)[domain[spot_of_cell]]
@@ -182,6 +172,18 @@ def _simulate_spatial(cfg: SimulationSize, *, size: str, seed: int) -> tuple[ad.
     }
     sc_data, st_data = _package(sc_counts, sc_types, st_counts_all, domain, cells_per_spot, coords, fractions, genes, panel, outside, truth)
     return sc_data, st_data, requested
+
+
+def _tissue_layout(cfg: SimulationSize, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Spots on the lattice, their nearest-centre domains, each domain's cell-type mix and the cells per spot."""
+    rows, cols = cfg.grid
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    coords = np.column_stack([xx.ravel(), yy.ravel()]).astype(float) * 100.0
+    centres = coords[rng.choice(len(coords), cfg.n_domains, replace=False)]
+    domain = np.argmin(((coords[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    domain_mix = rng.dirichlet(np.full(cfg.n_types, 0.25), cfg.n_domains)
+    cells_per_spot = 1 + rng.poisson(4, len(coords))
+    return coords, domain, domain_mix, cells_per_spot
 
 
 def _package(sc_counts, cell_types, st_counts_all, domain, cells_per_spot, coords, fractions, genes, panel, outside, truth):
