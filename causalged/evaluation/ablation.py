@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from causalged.errors import InputError
-from causalged.evaluation.benchmark import map_datasets, prepare
+from causalged.evaluation.benchmark import dataset_name, map_datasets, prepare
 from causalged.evaluation.crossval import fit_predict, fold_inputs, method_params
 from causalged.evaluation.metrics import pcc, ssim
 from causalged import report
@@ -360,8 +360,7 @@ def parts_folder(output: Path, config: dict) -> Path:
 def coverage(table: pd.DataFrame, datasets: Sequence[str]) -> dict[str, int]:
     """Finished folds per dataset (every setting of a fold finishes together); 0 for a dataset none finished on."""
     done = table.drop_duplicates(["dataset", "seed", "fold"]).groupby("dataset").size()
-    missing = {Path(d).name: 0 for d in datasets[len(done):]}
-    return {**{name: int(n) for name, n in done.items()}, **missing}
+    return {name: int(done.get(name, 0)) for name in map(dataset_name, datasets)}
 
 
 def compute_minutes(table: pd.DataFrame) -> float:

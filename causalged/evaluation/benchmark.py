@@ -56,18 +56,22 @@ def default_datasets(repo: Path) -> list[str]:
     return found + ["demo"]
 
 
+def dataset_name(dataset: str) -> str:
+    """How pages name a dataset argument: the folder's name, or ``demo (simulated)``."""
+    return "demo (simulated)" if dataset == "demo" else Path(dataset).name
+
+
 def prepare(dataset: str, *, seed: int, n_folds: int) -> tuple[str, ad.AnnData, ad.AnnData, dict]:
     """Raw pair -> the pipeline's qc/normalize/hvg outputs and a seeded split (in memory)."""
     if dataset == "demo":
         from causalged.simulate import simulate
 
         sc_raw, st_raw, _ = simulate(size="demo", seed=0)
-        name = "demo (simulated)"
     else:
         folder = Path(dataset)
         sc_raw = read_h5ad(folder / "sc.h5ad", role="sc")
         st_raw = read_h5ad(folder / "st.h5ad", role="st")
-        name = folder.name
+    name = dataset_name(dataset)
     sc_qc, st_qc, _ = preprocess.qc(sc_raw, st_raw)
     sc_hvg, st_hvg, _ = preprocess.select_hvg(preprocess.normalize(sc_qc), preprocess.normalize(st_qc))
     split = preprocess.make_gene_splits(list(st_hvg.var_names), seed=seed, n_folds=n_folds)

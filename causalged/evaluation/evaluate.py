@@ -201,24 +201,21 @@ def mqc_trust(sample: str, trust_summaries: Sequence[dict]) -> pd.DataFrame:
                          for s in trust_summaries])
 
 
-#: figure key -> (file stem, section title, description); sections get the sample's name. MultiQC
-#: orders these sections by id, so ids carry the rank (imputed-gene maps, from impute, are 4th).
+#: figure key -> (rank, file stem, section title, description); sections get the sample's name.
+#: MultiQC orders these sections by id, so ids carry the rank (imputed-gene maps, from impute, are 4th).
 FIGURES = {
-    "fig_metrics": ("metrics_boxplot", "Per-gene scores by method",
+    "fig_metrics": (1, "metrics_boxplot", "Per-gene scores by method",
                     "Each box: the genes of one method, held-out protocol, normalized truth."),
-    "fig_spatial": ("spatial_maps", "Spatial maps: held-out panel genes",
+    "fig_spatial": (2, "spatial_maps", "Spatial maps: held-out panel genes",
                     "The default method's best, median and worst held-out gene: measured (top) and predicted without it (bottom), "
                     "with the PCC reached and the expected PCC the trust estimate gave it."),
-    "fig_umap": ("umap", "UMAP: real vs predicted spots", "Real and predicted spots (held-out genes) embedded together; overlap means "
+    "fig_umap": (5, "umap", "UMAP: real vs predicted spots", "Real and predicted spots (held-out genes) embedded together; overlap means "
                  "the predictions keep the spots' structure."),
-    "fig_gene_distance": ("gene_distance", "Gene-gene distance: true vs predicted",
+    "fig_gene_distance": (6, "gene_distance", "Gene-gene distance: true vs predicted",
                           "1 - Pearson r between genes over spots, clustered on the truth."),
-    "fig_training": ("training_curves", "Training curves (cross-validation)",
+    "fig_training": (3, "training_curves", "Training curves (cross-validation)",
                      "Every diffusion model fitted in cross-validation: training loss and validation PCC per epoch, one line per fold."),
 }
-
-
-FIGURE_RANKS = {"fig_metrics": 1, "fig_spatial": 2, "fig_training": 3, "fig_umap": 5, "fig_gene_distance": 6}
 
 
 def write_figures(sample: str, combined: ad.AnnData, metrics: pd.DataFrame, *, outdir: Path, method: str, seed: int = 0,
@@ -235,9 +232,8 @@ def write_figures(sample: str, combined: ad.AnnData, metrics: pd.DataFrame, *, o
     }
     out = {}
     for key, make in makers.items():
-        name, section, description = FIGURES[key]
+        rank, name, section, description = FIGURES[key]
         try:
-            rank = FIGURE_RANKS[key]
             out[key], _ = report.write_mqc_figure(make(), figdir / f"{sample}.{name}.png", section_id=f"causalged_fig{rank}_{name}_{report.slug(sample)}",
                                                   section_name=f"{section}: {sample}", description=description)
         except Exception as err:  # a figure must never sink the metrics already written

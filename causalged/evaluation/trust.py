@@ -51,14 +51,12 @@ def trust_features(sc_data: ad.AnnData, genes: list[str], panel: list[str], pane
     inverse = np.linalg.inv(corr_panel + ridge * np.eye(len(panel)))
     explained = np.einsum("ij,jk,ik->i", corr, inverse, corr)
     where = {g: i for i, g in enumerate(panel)}
+    similarity = corr.copy()
     for i, gene in enumerate(genes):
         if gene in where:
             j = where[gene]
             explained[i] = 1.0 + ridge - 1.0 / inverse[j, j]  # Schur complement: c' (C_-j + ridge I)^-1 c of the others
-    similarity = corr.copy()
-    for i, gene in enumerate(genes):
-        if gene in where:
-            similarity[i, where[gene]] = -np.inf
+            similarity[i, j] = -np.inf
     scores = panel_scores.reindex(panel).to_numpy(dtype=float)
     known = np.isfinite(scores)
     top = np.sort(np.where(np.isfinite(similarity[:, known]), similarity[:, known], -1), axis=1)[:, ::-1][:, :k]
