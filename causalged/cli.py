@@ -61,11 +61,20 @@ def cli(verbose: int, quiet: bool, debug: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--grn", type=click.Choice(["cell", "spatial"]), default="cell", show_default=True,
               help="Where the network acts: within cells, or through neighbouring spots (a spatial trace, for `causalged causality`).")
-def simulate(outdir: Path, name: str, size: str, seed: int, grn: str) -> None:
-    """Generate paired demo data (scRNA-seq + ST) with a known regulatory network."""
+@click.option("--n-cells", type=int, default=None, help="Reference cells instead of the --size preset's (any size option: the chunked sparse generator).")
+@click.option("--n-spots", type=int, default=None, help="ST spots, on a near-square lattice (rounded up to fill its last row).")
+@click.option("--n-genes", type=int, default=None, help="Reference genes (the ST panel measures --panel-fraction of them).")
+@click.option("--panel-fraction", type=float, default=None, help="Share of the reference genes in the ST panel, in (0, 1).")
+def simulate(outdir: Path, name: str, size: str, seed: int, grn: str, n_cells, n_spots, n_genes, panel_fraction) -> None:
+    """Generate paired demo data (scRNA-seq + ST) with a known regulatory network.
+
+    The size options give atlas-size pairs (e.g. --n-cells 1000000 --n-spots 100000 --n-genes
+    20000 --panel-fraction 0.25) in time linear in cells x genes, sparse throughout.
+    """
     from causalged.simulate import write_demo
 
-    paths = write_demo(outdir, name=name, size=size, seed=seed, grn=grn)
+    paths = write_demo(outdir, name=name, size=size, seed=seed, grn=grn, n_cells=n_cells, n_spots=n_spots, n_genes=n_genes,
+                       panel_fraction=panel_fraction)
     for key, path in paths.items():
         click.echo(f"{key}\t{path}")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from causalged import report
 from causalged.evaluation import figures
@@ -35,11 +36,18 @@ def simulated_truth(st_data: ad.AnnData, genes: list[str]) -> pd.DataFrame | Non
     known = [g for g in genes if g in names]
     if not known:
         return None
-    counts = as_dense(st_data.layers["counts"]).sum(axis=1)
-    factor = np.expm1(as_dense(st_data.X)).sum(axis=1) / np.where(counts > 0, counts, 1.0)
-    columns = [names.index(g) for g in known]
-    truth = np.log1p(np.asarray(st_data.obsm["unmeasured_counts"], dtype=float)[:, columns] * factor[:, None])
+    counts = _row_sums(st_data.layers["counts"])
+    values = st_data.X
+    factor = _row_sums(values.expm1() if sp.issparse(values) else np.expm1(values)) / np.where(counts > 0, counts, 1.0)
+    position = {g: i for i, g in enumerate(names)}
+    columns = [position[g] for g in known]
+    truth = np.log1p(as_dense(st_data.obsm["unmeasured_counts"][:, columns]) * factor[:, None])  # dense only in the known columns
     return pd.DataFrame(truth, index=st_data.obs_names, columns=known)
+
+
+def _row_sums(matrix) -> np.ndarray:
+    """Row totals of a dense or sparse matrix, without densifying it (atlas-size ST panels)."""
+    return np.asarray(matrix.sum(axis=1), dtype=float).ravel()
 
 
 def truth_scores(imputed: ad.AnnData, truth: pd.DataFrame) -> pd.DataFrame:
