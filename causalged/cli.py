@@ -184,7 +184,8 @@ def report(outdir: Path, title: str, config: Path | None) -> None:
 @click.option("--demo", is_flag=True, help="Simulate the demo data into <outdir>/demo_data and run on it.")
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder (same layout as the Nextflow pipeline).")
 @click.option("--method", default="knn_ridge_blend", show_default=True, help="Imputation method of the production branch (causalged = the paper-faithful model).")
-@click.option("--eval-methods", default=None, help="Comma-separated methods compared by cross-validation (default: the fixed method set).")
+@click.option("--eval-methods", default=None, help="Comma-separated methods compared by cross-validation, or a set: fast (the default: "
+              "knn_ridge_blend,knn,kernel_ridge,spot_depth,mean_map), full (adds tangram and causalged), all.")
 @click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True, help="Model size preset for the diffusion model.")
 @click.option("--epochs", type=int, default=None, help="Override the preset's training epochs.")
 @click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default="ddim", show_default=True,

@@ -208,6 +208,38 @@ def write_h5ad_atomic(adata: ad.AnnData, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: adata.write_h5ad(tmp, compression="gzip"))
 
 
+def write_h5ad_columns_atomic(skeleton: ad.AnnData, path: str | Path, chunks: Iterable[tuple[int, dict[str, np.ndarray]]]) -> Path:
+    """Write a dense spots x genes AnnData a block of genes at a time, atomically.
+
+    ``skeleton`` has every part but the matrices (``X`` None, no layers); ``chunks`` yields
+    ``(first column, {"X": block, layer: block, ...})`` and may update ``skeleton.var`` and
+    ``skeleton.uns`` as it goes (per-gene scores), which are written after the last block. Only
+    one block is in memory at a time; the file reads back as :func:`write_h5ad_atomic` would
+    have written the whole matrix (same keys, values and gzip compression).
+    """
+    import h5py
+    from anndata.io import write_elem
+
+    shape = (skeleton.n_obs, skeleton.n_vars)
+    options = {"compression": "gzip", "chunks": True} if min(shape) > 0 else {}
+
+    def writer(tmp):
+        skeleton.write_h5ad(tmp, compression="gzip")
+        with h5py.File(tmp, "r+") as handle:
+            datasets = {}
+            for start, blocks in chunks:
+                for key, block in blocks.items():
+                    if key not in datasets:
+                        datasets[key] = handle.require_group("layers").create_dataset(key, shape, np.float32, **options) if key != "X" \
+                            else handle.create_dataset("X", shape, np.float32, **options)
+                        datasets[key].attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
+                    datasets[key][:, start:start + block.shape[1]] = block
+            for key in ("var", "uns"):  # per-gene scores computed along the way
+                write_elem(handle, key, dict(skeleton.uns) if key == "uns" else skeleton.var, dataset_kwargs={"compression": "gzip"})
+
+    return atomic_write(path, writer)
+
+
 def write_text_atomic(text: str, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 

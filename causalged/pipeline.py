@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from causalged.errors import InputError
 from causalged.io import check_writable, ensure_not_input, file_digest, is_temporary, remove_stale_temporaries, write_json_atomic
+from causalged.methods import DEFAULT_EVAL_METHODS
 from causalged.report import run_multiqc, software_versions, write_mqc_table
 from causalged.samplesheet import Sample, read_samplesheet
 
@@ -41,7 +42,7 @@ class RunParams:
     """Every parameter of a run, recorded in ``pipeline_info/params.json``."""
 
     method: str = "knn_ridge_blend"
-    eval_methods: str = "knn_ridge_blend,knn,kernel_ridge,tangram,spot_depth,mean_map,causalged"
+    eval_methods: str = DEFAULT_EVAL_METHODS  # "full" adds tangram and causalged (methods.METHOD_SETS)
     preset: str = "cpu"
     epochs: int | None = None
     device: str = "auto"
@@ -183,7 +184,9 @@ def sample_commands(sample: Sample, outdir: Path, params: RunParams, n_folds: in
     trust = []
     if params.evaluate:
         # the production method is always cross-validated, so its imputed genes get an expected accuracy
-        methods = ",".join(dict.fromkeys([params.method, *params.eval_methods.split(",")]))
+        from causalged.evaluation.evaluate import parse_methods
+
+        methods = ",".join(dict.fromkeys([params.method, *parse_methods(params.eval_methods)]))
         commands += [(f"crossval fold {k}", ["crossval", *inputs, *split, "--fold", str(k), "--methods", methods, *model_opts, *sampling_opts, "--outdir", str(d["crossval"])])
                      for k in range(n_folds)]
         predictions = [str(d["crossval"] / f"{s}.fold{k}.predictions.h5ad") for k in range(n_folds)]

@@ -273,12 +273,13 @@ GPU_STEPS = ["CAUSALGED_TRAIN", "CAUSALGED_IMPUTE", "CAUSALGED_CROSSVALIDATE"]
     "params_block, gpu",
     [
         ("method = 'knn_ridge_blend'\neval_methods = 'knn,mean_map'", {"CAUSALGED_TRAIN": False, "CAUSALGED_IMPUTE": False, "CAUSALGED_CROSSVALIDATE": False}),
-        ("method = 'knn_ridge_blend'", {"CAUSALGED_TRAIN": False, "CAUSALGED_IMPUTE": False, "CAUSALGED_CROSSVALIDATE": True}),  # default eval_methods has causalged
+        ("method = 'knn_ridge_blend'", {"CAUSALGED_TRAIN": False, "CAUSALGED_IMPUTE": False, "CAUSALGED_CROSSVALIDATE": False}),  # the default (fast) set has no diffusion model
+        ("method = 'knn_ridge_blend'\neval_methods = 'full'", {"CAUSALGED_TRAIN": False, "CAUSALGED_IMPUTE": False, "CAUSALGED_CROSSVALIDATE": True}),  # full has causalged
         ("method = 'causalged'\neval_methods = 'knn'", {"CAUSALGED_TRAIN": True, "CAUSALGED_IMPUTE": True, "CAUSALGED_CROSSVALIDATE": True}),
         ("method = 'causalged_ar'\neval_methods = 'knn'", {"CAUSALGED_TRAIN": True, "CAUSALGED_IMPUTE": True, "CAUSALGED_CROSSVALIDATE": True}),
         ("method = 'kernel_ridge'\neval_methods = 'causalged_plus'", {"CAUSALGED_TRAIN": False, "CAUSALGED_IMPUTE": False, "CAUSALGED_CROSSVALIDATE": True}),
     ],
-    ids=["cpu-method", "cpu-method-default-eval", "causalged", "causalged_ar", "cpu-method-model-eval"],
+    ids=["cpu-method", "cpu-method-default-eval", "cpu-method-full-eval", "causalged", "causalged_ar", "cpu-method-model-eval"],
 )
 def test_gpu_only_for_tasks_whose_method_needs_one(renderer, procs, params_block, gpu):
     """-profile gpu: the accelerator (and so the Slurm GPU partition and --gres) follows the methods each task runs."""

@@ -35,13 +35,18 @@ log = logging.getLogger(__name__)
 
 
 def parse_methods(text: str | Sequence[str] | None) -> list[str]:
-    """Comma-separated method names (default: every registered method), checked."""
-    if text is None or text == "" or text == "all":
+    """Comma-separated method names (default: every registered method), checked; a set name
+    (``fast``, ``full``, ``all``: ``methods.METHOD_SETS``) stands for its methods."""
+    from causalged.methods import METHOD_SETS
+
+    if text is None or text == "":
         return list(METHODS)
-    names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    given = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    names = [name for m in given for name in METHOD_SETS.get(m, (m,))]
     unknown = [m for m in names if m not in METHODS]
     if unknown:
-        raise InputError(None, f"unknown method(s) {', '.join(unknown)}", f"choose from {', '.join(METHODS)}")
+        raise InputError(None, f"unknown method(s) {', '.join(unknown)}",
+                         f"choose from {', '.join(METHODS)} or a set: {', '.join(METHOD_SETS)}")
     return list(dict.fromkeys(names))
 
 

@@ -86,6 +86,19 @@ def spatial_maps(pred: ad.AnnData, metrics: pd.DataFrame, *, method: str, title:
     return fig
 
 
+def target_map_genes(var: pd.DataFrame, *, requested: Sequence[str], n_trusted: int = 2, max_requested: int = 6) -> dict[str, str]:
+    """The genes :func:`target_maps` draws, and why: known from ``var`` alone, so that the
+    imputation can keep just these columns while it writes the others a block at a time."""
+    expected = var["expected_pcc"] if "expected_pcc" in var else pd.Series(np.nan, index=var.index)
+    chosen = {g: "requested" for g in [g for g in requested if g in var.index][:max_requested]}
+    ranked = expected.drop(list(chosen)).dropna().sort_values(ascending=False)
+    chosen.update({g: "most trusted" for g in ranked.index[:n_trusted]})
+    chosen.update({g: "least trusted" for g in ranked.index[::-1][:n_trusted] if g not in chosen})
+    if not chosen:  # no trust estimate and nothing requested: the first genes
+        chosen = {g: "imputed" for g in var.index[:n_trusted * 2]}
+    return chosen
+
+
 def target_maps(imputed: ad.AnnData, *, requested: Sequence[str], title: str, n_trusted: int = 2, max_requested: int = 6,
                 truth: pd.Series | None = None):
     """Maps of imputed target genes: the requested ones first, then the most and least trusted.
@@ -95,12 +108,7 @@ def target_maps(imputed: ad.AnnData, *, requested: Sequence[str], title: str, n_
     """
     plt = pyplot()
     expected = imputed.var["expected_pcc"] if "expected_pcc" in imputed.var else pd.Series(np.nan, index=imputed.var_names)
-    chosen = {g: "requested" for g in [g for g in requested if g in imputed.var_names][:max_requested]}
-    ranked = expected.drop(list(chosen)).dropna().sort_values(ascending=False)
-    chosen.update({g: "most trusted" for g in ranked.index[:n_trusted]})
-    chosen.update({g: "least trusted" for g in ranked.index[::-1][:n_trusted] if g not in chosen})
-    if not chosen:  # no trust estimate and nothing requested: the first genes
-        chosen = {g: "imputed" for g in imputed.var_names[:n_trusted * 2]}
+    chosen = target_map_genes(imputed.var, requested=requested, n_trusted=n_trusted, max_requested=max_requested)
     ncols = min(4, len(chosen))
     nrows = -(-len(chosen) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.2 * nrows), squeeze=False)

@@ -67,21 +67,36 @@ def truth_summary(scores: pd.DataFrame) -> dict[str, float]:
             "pearson_r": float(np.corrcoef(both.simulated_truth_pcc, both.expected_pcc)[0, 1]) if vary else float("nan")}
 
 
-def write_target_report(sample: str, imputed: ad.AnnData, st_data: ad.AnnData, sc_data: ad.AnnData, *, outdir: Path) -> dict[str, Path]:
+def requested_genes(sc_data: ad.AnnData) -> list[str]:
+    """The genes the samplesheet's gene list named (the hvg step's ``var["causalged_requested"]``)."""
+    if "causalged_requested" not in sc_data.var:
+        return []
+    return list(sc_data.var_names[sc_data.var["causalged_requested"].to_numpy(dtype=bool)])
+
+
+def block_truth_scores(block: ad.AnnData, st_data: ad.AnnData) -> pd.DataFrame | None:
+    """:func:`truth_scores` of one block of imputed genes (None without a simulator's record):
+    the imputation scores each block as it writes it, never holding all genes at once."""
+    truth = simulated_truth(st_data, list(block.var_names))
+    return truth_scores(block, truth) if truth is not None else None
+
+
+def write_target_report(sample: str, imputed: ad.AnnData, maps: ad.AnnData, scores: pd.DataFrame | None, sc_data: ad.AnnData, *,
+                        outdir: Path) -> dict[str, Path]:
     """The target maps section and, on simulated data, the simulated-truth table; records the scores in ``imputed``.
 
-    Adds ``var["simulated_truth_pcc"]`` and ``uns["causalged"]["simulated_truth"]`` (the
-    summary) to ``imputed`` when the truth is known, before the caller writes it.
+    ``maps`` holds the genes to draw (:func:`figures.target_map_genes`), ``scores`` the
+    :func:`block_truth_scores` of every block. Adds ``var["simulated_truth_pcc"]`` and
+    ``uns["causalged"]["simulated_truth"]`` (the summary) to ``imputed`` when the truth is
+    known, before the caller writes them.
     """
     out: dict[str, Path] = {}
     if imputed.n_vars == 0:
         return out
-    truth = simulated_truth(st_data, list(imputed.var_names))
-    scores = truth_scores(imputed, truth) if truth is not None else None
-    requested = list(sc_data.var_names[sc_data.var["causalged_requested"].to_numpy(dtype=bool)]) if "causalged_requested" in sc_data.var else []
+    requested = requested_genes(sc_data)
     reached = scores.set_index("gene")["simulated_truth_pcc"] if scores is not None else None
     out["target_maps"], out["target_maps_mqc"] = report.write_mqc_figure(
-        figures.target_maps(imputed, requested=requested, title=sample, truth=reached),
+        figures.target_maps(maps, requested=requested, title=sample, truth=reached),
         Path(outdir) / "figures" / f"{sample}.target_maps.png", section_id=f"causalged_fig4_target_maps_{report.slug(sample)}",
         section_name=f"Imputed genes: {sample}",
         description="Imputed expression of genes the panel did not measure: the requested genes first, then the most and least "

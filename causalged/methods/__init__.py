@@ -37,6 +37,15 @@ METHODS = tuple(_REGISTRY)
 MODEL_METHODS = ("causalged", "causalged_ar", "causalged_nomask", "causalged_plus")
 #: Floors with no gene-specific knowledge (a learned method must beat them).
 FLOOR_METHODS = ("mean_map", "spot_depth")
+#: Named method sets for ``--eval-methods``. The default, ``fast``, cross-validates the osmFISH
+#: pair in minutes on 2 CPU cores; ``full`` adds the two costly ones (the Tangram-style map and
+#: the diffusion model: the set compared before issue 11, about an hour there); ``all`` is every method.
+METHOD_SETS = {
+    "fast": ("knn_ridge_blend", "knn", "kernel_ridge", "spot_depth", "mean_map"),
+    "full": ("knn_ridge_blend", "knn", "kernel_ridge", "tangram", "spot_depth", "mean_map", "causalged"),
+    "all": METHODS,
+}
+DEFAULT_EVAL_METHODS = ",".join(METHOD_SETS["fast"])
 
 
 def get_imputer(name: str, **params) -> Imputer:
@@ -47,4 +56,4 @@ def get_imputer(name: str, **params) -> Imputer:
     return getattr(import_module(module), cls)(**params)
 
 
-__all__ = ["DEFAULT_METHOD", "FLOOR_METHODS", "METHODS", "MODEL_METHODS", "Imputer", "get_imputer"]
+__all__ = ["DEFAULT_EVAL_METHODS", "DEFAULT_METHOD", "FLOOR_METHODS", "METHODS", "METHOD_SETS", "MODEL_METHODS", "Imputer", "get_imputer"]

@@ -178,14 +178,19 @@ def impute_genes(
     mode: str | None = None,
     device: str = "auto",
     trust: Path | None = None,
+    chunk_genes: int | None = None,
 ) -> Path:
     """Predict the target genes at every spot with a model folder from :func:`train_model`.
 
     ``trust`` is the ``<sample>.gene_trust.csv`` of the evaluation step: its expected accuracy of
     each target gene for this method lands in ``var["expected_pcc"]`` (NaN without it).
+    Genes are predicted and written ``chunk_genes`` at a time (default: :func:`genes_per_block`),
+    so memory does not grow with the number of targets.
     """
+    from causalged.evaluation.figures import target_map_genes
+    from causalged.evaluation.targets import block_truth_scores, requested_genes, write_target_report
     from causalged.evaluation.trust import trust_flag
-    from causalged.io import check_writable, ensure_not_input, read_h5ad, record_step, write_h5ad_atomic
+    from causalged.io import check_writable, ensure_not_input, read_h5ad, record_step, write_h5ad_columns_atomic
     from causalged.model.training import resolve_device
 
     resolve_device(device)  # --device cuda without a GPU is an error, whatever the method
@@ -211,47 +216,108 @@ def impute_genes(
     else:
         _require_genes(sc_data, fit_genes, path=sc_path, what="fitting")
         _require_genes(st_data, fit_genes, path=st_path, what="fitting")
-    mean = np.zeros((st_data.n_obs, 0), dtype=np.float32)
-    samples = np.zeros((max(n_samples, 1), st_data.n_obs, 0), dtype=np.float32)
     if not targets:
         log.warning("%s: the reference has no gene outside the ST panel: nothing to impute (writing an empty result)", sc_path)
-    elif method in MODEL_METHODS:
+    skeleton = ad.AnnData(obs=st_data.obs.copy(), var=pd.DataFrame(index=pd.Index(targets, dtype=str)))
+    skeleton.obsm["spatial"] = np.asarray(st_data.obsm["spatial"], dtype=float)
+    skeleton.var["expected_pcc"] = _expected_pcc(trust, method, targets)
+    skeleton.var["trust"] = trust_flag(skeleton.var["expected_pcc"]).to_numpy()
+    skeleton.uns["causalged"] = dict(st_data.uns.get("causalged", {}))
+    predict, sampling = _predictor(config, model_dir, sc_data, st_data, targets, n_samples=n_samples, seed=seed, sampler=sampler,
+                                   steps=steps, mode=mode, device=device)
+    block_genes = genes_per_block(st_data.n_obs, n_samples, chunk_genes)
+
+    def blocks():
+        """Predict, score and hand over one block of genes at a time; then the report and the record."""
+        drawn = target_map_genes(skeleton.var, requested=requested_genes(sc_data))
+        maps, scores = [], []
+        for start in range(0, max(len(targets), 1), block_genes):
+            genes = targets[start:start + block_genes]
+            mean, samples = predict(start, start + len(genes)) if genes else (np.zeros((st_data.n_obs, 0)), np.zeros((1, st_data.n_obs, 0)))
+            block = ad.AnnData(X=np.asarray(mean, dtype=np.float32), obs=pd.DataFrame(index=skeleton.obs_names), var=skeleton.var.loc[genes])
+            block.obsm["spatial"] = skeleton.obsm["spatial"]
+            maps.append(block[:, [g for g in genes if g in drawn]].copy())
+            scores.append(_report_safely(sample, "simulated truth not scored", block_truth_scores, block, st_data))
+            yield start, {"X": block.X, "std": np.asarray(samples, dtype=np.float32).std(axis=0)}
+        known = [table for table in scores if table is not None]
+        _report_safely(sample, "imputed-gene maps not drawn", write_target_report, sample, skeleton, ad.concat(maps, axis=1, merge="first"),
+                       pd.concat(known, ignore_index=True) if known else None, sc_data, outdir=Path(outdir))
+        record_step(skeleton, "impute", {
+            "method": method, "n_samples": n_samples, "seed": seed, "sampler": sampler if method in MODEL_METHODS else None,
+            "steps": steps if method in MODEL_METHODS else None, "mode": sampling.get("mode"),
+            "model": str(model_dir), "n_targets": len(targets), "n_fit_genes": len(fit_genes), "genes_per_block": block_genes,
+            "clipped_fraction": sampling.get("clipped_fraction"),
+        })
+
+    write_h5ad_columns_atomic(skeleton, out_path, blocks())
+    log.info("%s: imputed %d genes at %d spots with %s -> %s", sample, len(targets), st_data.n_obs, method, out_path)
+    return out_path
+
+
+#: Memory one block of imputed genes may take (mean, std and the samples, float32).
+BLOCK_BYTES = 256 * 2**20
+
+
+def genes_per_block(n_spots: int, n_samples: int, chunk_genes: int | None = None) -> int:
+    """Genes predicted and written at a time: ``chunk_genes``, or as many as fit :data:`BLOCK_BYTES`
+    (every target at once on demo-size data, so small runs are unchanged)."""
+    if chunk_genes:
+        return int(chunk_genes)
+    return max(1, BLOCK_BYTES // (4 * max(n_spots, 1) * (n_samples + 2)))
+
+
+def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.AnnData, targets: list[str], *,
+               n_samples: int, seed: int, sampler: str, steps: int | None, mode: str | None, device: str):
+    """``predict(start, stop)`` -> (mean, samples) of targets[start:stop], and the sampling record.
+
+    The model is loaded (or the method fitted) once; only the targets' scRNA-seq columns are
+    sliced per block (column-compressed, so slicing is cheap and nothing is densified but the block).
+    """
+    import scipy.sparse as sp
+
+    method, fit_genes = config["method"], config.get("data", {}).get("fit_genes", [])
+    target_matrix = sc_data[:, targets].X
+    target_matrix = sp.csc_matrix(target_matrix) if sp.issparse(target_matrix) else np.asarray(target_matrix)
+    sampling: dict[str, Any] = {}
+    if not targets:
+        return None, sampling
+    if method in MODEL_METHODS:
         from causalged.model import CausalGeD
 
         model = CausalGeD.load(model_dir, device=device)
-        mode = mode or model.data_info.get("default_mode", "one_group")
+        sampling["mode"] = mode = mode or model.data_info.get("default_mode", "one_group")
         if mode == "autoregressive" and not model.config["causal_mask"]:
             raise InputError(model_dir, f"--mode autoregressive needs the causal mask, and this {method} model has none",
                              "impute it with --mode one_group, or train causalged / causalged_ar")
-        mean, samples = model.impute(sc_data[:, targets].X, n_samples=n_samples, sampler=sampler, steps=steps, mode=mode, seed=seed)
-    else:
-        from causalged.methods import get_imputer
+        clipped = []
 
-        imputer = get_imputer(method, **config.get("params", {}))
-        counts = st_data[:, fit_genes].layers["counts"] if imputer.needs_counts and "counts" in st_data.layers else None
-        imputer.fit(sc_data[:, fit_genes].X, st_data[:, fit_genes].X, sc_target=sc_data[:, targets].X, st_counts=counts)
-        mean, samples = imputer.predict_with_samples(sc_data[:, targets].X, n_samples=n_samples, seed=seed)
-    result = ad.AnnData(X=np.asarray(mean, dtype=np.float32), obs=st_data.obs.copy(), var=pd.DataFrame(index=pd.Index(targets, dtype=str)))
-    result.obsm["spatial"] = np.asarray(st_data.obsm["spatial"], dtype=float)
-    result.layers["std"] = np.asarray(samples, dtype=np.float32).std(axis=0)
-    result.var["expected_pcc"] = _expected_pcc(trust, method, targets)
-    result.var["trust"] = trust_flag(result.var["expected_pcc"]).to_numpy()
-    result.uns["causalged"] = dict(st_data.uns.get("causalged", {}))
-    try:  # the report's view of the targets must never sink the imputation itself
-        from causalged.evaluation.targets import write_target_report
+        def predict(start: int, stop: int):
+            out = model.impute(target_matrix[:, start:stop], n_samples=n_samples, sampler=sampler, steps=steps, mode=mode, seed=seed)
+            clipped.append((stop - start, model.sampling_info.get("clipped_fraction")))
+            known = [(n, c) for n, c in clipped if c is not None]
+            sampling["clipped_fraction"] = sum(n * c for n, c in known) / sum(n for n, _ in known) if known else None
+            return out
 
-        write_target_report(sample, result, st_data, sc_data, outdir=Path(outdir))
+        return predict, sampling
+    from causalged.methods import get_imputer
+
+    imputer = get_imputer(method, **config.get("params", {}))
+    counts = st_data[:, fit_genes].layers["counts"] if imputer.needs_counts and "counts" in st_data.layers else None
+    imputer.fit(sc_data[:, fit_genes].X, st_data[:, fit_genes].X, st_counts=counts)  # no method's fit reads the targets
+
+    def predict(start: int, stop: int):
+        return imputer.predict_with_samples(target_matrix[:, start:stop], n_samples=n_samples, seed=seed)
+
+    return predict, sampling
+
+
+def _report_safely(sample: str, what: str, function, *args, **kwargs):
+    """The report's view of the targets must never sink the imputation itself."""
+    try:
+        return function(*args, **kwargs)
     except Exception as err:
-        log.warning("%s: imputed-gene maps not drawn (%s: %s)", sample, type(err).__name__, err)
-    record_step(result, "impute", {
-        "method": method, "n_samples": n_samples, "seed": seed, "sampler": sampler if method in MODEL_METHODS else None,
-        "steps": steps if method in MODEL_METHODS else None, "mode": mode if method in MODEL_METHODS else None,
-        "model": str(model_dir), "n_targets": len(targets), "n_fit_genes": len(fit_genes),
-        "clipped_fraction": model.sampling_info.get("clipped_fraction") if method in MODEL_METHODS and targets else None,
-    })
-    write_h5ad_atomic(result, out_path)
-    log.info("%s: imputed %d genes at %d spots with %s -> %s", sample, len(targets), st_data.n_obs, method, out_path)
-    return out_path
+        log.warning("%s: %s (%s: %s)", sample, what, type(err).__name__, err)
+        return None
 
 
 def _expected_pcc(trust: Path | None, method: str, targets: list[str]) -> np.ndarray:
@@ -305,10 +371,14 @@ def train(sample, sc_path, st_path, split_path, outdir, method, preset, epochs, 
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--trust", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="<sample>.gene_trust.csv from `causalged evaluate`: fills var['expected_pcc'] of each imputed gene.")
-def impute(sample, model_dir, sc_path, st_path, outdir, n_samples, seed, sampler, steps, mode, device, trust) -> None:
+@click.option("--chunk-genes", type=int, default=0, show_default=True,
+              help="Genes predicted and written at a time (0: as many as fit in 256 MB), so memory does not grow with the targets.")
+def impute(sample, model_dir, sc_path, st_path, outdir, n_samples, seed, sampler, steps, mode, device, trust, chunk_genes) -> None:
     """Impute the target genes at every spot: <sample>.imputed.h5ad (mean + per-spot std)."""
     if n_samples < 1:
         raise click.BadParameter("must be at least 1", param_hint="--n-samples")
+    if chunk_genes < 0:
+        raise click.BadParameter("must be 0 (automatic) or more", param_hint="--chunk-genes")
     path = impute_genes(sample, model_dir, sc_path, st_path, outdir, n_samples=n_samples, seed=seed, sampler=sampler,
-                        steps=steps or None, mode=mode, device=device, trust=trust)
+                        steps=steps or None, mode=mode, device=device, trust=trust, chunk_genes=chunk_genes or None)
     click.echo(str(path))
