@@ -11,15 +11,37 @@
 
 The model generates ST vectors directly, so its output is already on the ST scale; its
 diffusion samples are the uncertainty.
+
+Size guard: the reference is pooled into metacells (``max_cells`` of the preset), but every
+spot is an input and an output unit of the model (``Linear(n_spots, ...)``), so its cost grows
+with the spots. Above :data:`MAX_MODEL_SPOTS` spots (or the environment variable
+``CAUSALGED_MAX_MODEL_SPOTS``) training refuses with an :class:`InputError`
+(:func:`check_model_size`) instead of running for hours or out of memory.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
+from causalged.errors import InputError
 from causalged.methods.base import Imputer, as_dense
+
+#: Spots the diffusion models train on without being asked: 5 x the osmFISH pair's 3,405.
+MAX_MODEL_SPOTS = 20_000
+MODEL_SPOTS_VARIABLE = "CAUSALGED_MAX_MODEL_SPOTS"
+
+
+def check_model_size(n_spots: int) -> None:
+    """Refuse a diffusion model over more spots than the limit, naming the limit and how to change it."""
+    limit = int(os.environ.get(MODEL_SPOTS_VARIABLE, MAX_MODEL_SPOTS))
+    if n_spots > limit:
+        raise InputError(None, f"the diffusion models (causalged*) take every spot as a model input and output, and {n_spots:,} spots "
+                               f"are above their limit of {limit:,}",
+                         f"raise it with the environment variable {MODEL_SPOTS_VARIABLE} (time and memory grow with the spots; "
+                         "use a GPU), or use --method knn_ridge_blend and --eval-methods fast")
 
 #: Keyword arguments that change how a trained model is sampled, not how it is trained.
 INFERENCE_PARAMS = ("n_samples", "sampler", "steps", "mode")
@@ -51,6 +73,7 @@ class CausalGeDImputer(Imputer):
     def _fit(self, sc_train, st_train, *, st_counts, sc_target) -> None:
         from causalged.model import CausalGeD
 
+        check_model_size(st_train.shape[0])
         p = dict(self.params)
         fixed = {key: p.pop(key) for key in ("preset", "epochs", "device", "seed", *INFERENCE_PARAMS)}
         self.model_ = CausalGeD(n_spots=st_train.shape[0], n_cells=sc_train.shape[0], method=self.design, preset=fixed["preset"], **p)

@@ -111,8 +111,10 @@ def train_model(
     fit_genes = split["train"] + split["val"] + split["test"]  # production: every gene measured in both modalities
     if method in MODEL_METHODS:
         from causalged.methods import get_imputer
+        from causalged.methods.diffusion import check_model_size
         from causalged.model import CausalGeD
 
+        check_model_size(st_data.n_obs)
         imputer = get_imputer(method)
         model = CausalGeD(st_data.n_obs, sc_data.n_obs, method=imputer.design, preset=preset)
         log.info("%s: training %r on all %d shared genes (a seeded %.0f %% of them for early stopping, then a refit on all): %r",
