@@ -7,6 +7,7 @@ The ``bin/causalged-<step>`` scripts that Nextflow calls run the same commands.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -42,7 +43,9 @@ class CausalGeDGroup(click.Group):
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error instead of its one-line message.")
-def cli(verbose: int, quiet: bool, debug: bool) -> None:
+@click.option("--cpus", type=click.IntRange(min=1), default=None,
+              help="Threads of BLAS and torch [default: $CAUSALGED_CPUS, else $OMP_NUM_THREADS, else the cores this process may use].")
+def cli(verbose: int, quiet: bool, debug: bool, cpus: int | None) -> None:
     """CausalGeD: impute the genes your spatial panel did not measure, from a scRNA-seq reference.
 
     Steps, in pipeline order: simulate | validate-samplesheet | qc | normalize | hvg | train |
@@ -52,6 +55,10 @@ def cli(verbose: int, quiet: bool, debug: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     for noisy in ("numba", "h5py", "matplotlib", "PIL", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if cpus or os.environ.get("CAUSALGED_CPUS") or os.environ.get("OMP_NUM_THREADS"):
+        from causalged.threads import set_threads
+
+        set_threads(cpus)
 
 
 @cli.command()
@@ -205,8 +212,10 @@ def report(outdir: Path, title: str, config: Path | None) -> None:
 @click.option("--already-normalized", is_flag=True, help="Inputs are log-normalized already: use them as they are.")
 @click.option("--case-insensitive", is_flag=True, help="Match gene names ignoring capitalisation.")
 @click.option("--skip-evaluation", is_flag=True, help="Only impute; skip the held-out-gene cross-validation.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Cross-validation folds run at once, each in its own process with its share of the CPUs (--cpus) as threads.")
 def run(input_path, demo, outdir, method, eval_methods, preset, epochs, sampler, steps, mode, device, seed, n_folds, top_fraction,
-        min_genes_cell, min_genes_spot, min_cells_gene, scale_min_genes, already_normalized, case_insensitive, skip_evaluation) -> None:
+        min_genes_cell, min_genes_spot, min_cells_gene, scale_min_genes, already_normalized, case_insensitive, skip_evaluation, workers) -> None:
     """Run the whole pipeline on this machine (no Nextflow), ending with the MultiQC report.
 
     Everything is checked before the first step; a step whose inputs and parameters are unchanged
@@ -222,7 +231,8 @@ def run(input_path, demo, outdir, method, eval_methods, preset, epochs, sampler,
     params = RunParams(method=method, preset=preset, epochs=epochs, sampler=sampler, steps=steps, mode=mode, device=device, seed=seed,
                        n_folds=n_folds, top_fraction=top_fraction, min_genes_cell=min_genes_cell, min_genes_spot=min_genes_spot,
                        min_cells_gene=min_cells_gene, scale_min_genes=scale_min_genes, already_normalized=already_normalized,
-                       case_insensitive=case_insensitive, evaluate=not skip_evaluation, demo=demo)
+                       case_insensitive=case_insensitive, evaluate=not skip_evaluation, demo=demo, workers=workers,
+                       cpus=click.get_current_context().find_root().params.get("cpus"))
     if eval_methods:
         params.eval_methods = eval_methods
     report_path = run_pipeline(input_path, outdir, params)

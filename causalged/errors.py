@@ -19,6 +19,10 @@ class InputError(ValueError):
         where = f"{self.path}: " if self.path else ""
         super().__init__(f"{where}{problem}. Fix: {fix}")
 
+    def __reduce__(self):
+        """Rebuilt from its three parts, so an error raised in a worker process reaches the CLI intact."""
+        return (type(self), (self.path, self.problem, self.fix))
+
 
 #: What a user can do about the operating-system errors a write meets most often.
 _OS_FIXES = {

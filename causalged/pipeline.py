@@ -61,6 +61,8 @@ class RunParams:
     mode: str | None = None
     evaluate: bool = True
     demo: bool = False
+    workers: int = 1
+    cpus: int | None = None
 
 
 def run_pipeline(samplesheet: Path | None, outdir: Path, params: RunParams) -> Path:
@@ -211,6 +213,10 @@ def run_sample(sample: Sample, outdir: Path, params: RunParams, resume: "ResumeL
         remove_stale_folds(outdir / sample.id / "crossval", sample.id, split["n_folds"])
         rest = sample_commands(sample, outdir, params, n_folds=split["n_folds"])
         bar.total += len(rest)
+        folds = [(name, args) for name, args in rest if name.startswith("crossval fold")]
+        if params.workers > 1 and len(folds) > 1:
+            trace += _run_folds_in_parallel(resume, sample.id, folds, device=device, workers=params.workers, cpus=params.cpus, bar=bar)
+            rest = [step for step in rest if step not in folds]
         for name, args in rest:
             trace.append(_run_step(resume, sample.id, name, args, device=device))
             bar.update()
@@ -294,11 +300,8 @@ def _run_step(resume: ResumeLog, sample_id: str, name: str, args: list[str], *, 
     from causalged.cli import invoke_step
 
     key, digest = f"{sample_id}/{name}", step_hash(args)
-    command = "causalged " + " ".join(args)
     if resume.finished(key, digest):
-        log.info("[%s] %s: unchanged since it finished, skipped", sample_id, name)
-        previous = resume.records[key]
-        return {"sample": sample_id, "step": name, "command": command, "seconds": 0.0, "device": previous.get("device", device), "skipped": True}
+        return _skipped(resume, sample_id, name, args, device=device)
     out = Path(args[args.index("--outdir") + 1])
     if name == "train":
         checkpoints = out / f"{sample_id}.model" / "checkpoints"
@@ -314,6 +317,69 @@ def _run_step(resume: ResumeLog, sample_id: str, name: str, args: list[str], *, 
     invoke_step(args)
     seconds = time.perf_counter() - start
     written = [p for p, stamp in _snapshot(out).items() if before.get(p) != stamp]
+    return _finished(resume, sample_id, name, args, digest, written, seconds, device=device)
+
+
+def _skipped(resume: ResumeLog, sample_id: str, name: str, args: list[str], *, device: str) -> dict:
+    log.info("[%s] %s: unchanged since it finished, skipped", sample_id, name)
+    previous = resume.records[f"{sample_id}/{name}"]
+    return {"sample": sample_id, "step": name, "command": "causalged " + " ".join(args), "seconds": 0.0,
+            "device": previous.get("device", device), "skipped": True}
+
+
+def _finished(resume: ResumeLog, sample_id: str, name: str, args: list[str], digest: str, written: list[Path], seconds: float, *,
+              device: str) -> dict:
+    """Record a step that ran (its hash and the digests of what it wrote); its trace entry."""
     used = _step_device(name, args, device)
-    resume.update(key, finished=digest, outputs={str(p): file_digest(p) for p in written}, device=used)
-    return {"sample": sample_id, "step": name, "command": command, "seconds": seconds, "device": used, "skipped": False}
+    resume.update(f"{sample_id}/{name}", finished=digest, outputs={str(p): file_digest(p) for p in written}, device=used)
+    return {"sample": sample_id, "step": name, "command": "causalged " + " ".join(args), "seconds": seconds, "device": used, "skipped": False}
+
+
+# --------------------------------------------------------------------------- parallel folds
+def _run_folds_in_parallel(resume: ResumeLog, sample_id: str, folds: list[tuple[str, list[str]]], *, device: str, workers: int,
+                           cpus: int | None, bar) -> list[dict]:
+    """Cross-validation folds in ``workers`` processes, each with its share of the CPUs as threads.
+
+    Folds are independent (each reads the hvg outputs and writes its own
+    ``<sample>.fold<K>.predictions.h5ad``), so they run as Nextflow runs them, as separate
+    tasks; this process alone keeps the resume record, so a killed run continues the same way.
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from causalged.threads import available_cpus, set_threads
+
+    trace, pending = [], {}
+    for name, args in folds:
+        digest = step_hash(args)
+        if resume.finished(f"{sample_id}/{name}", digest):
+            trace.append(_skipped(resume, sample_id, name, args, device=device))
+            bar.update()
+        else:
+            pending[name] = (args, digest)
+    for name, (args, digest) in pending.items():
+        resume.update(f"{sample_id}/{name}", started=digest, finished=None)
+    threads = max(1, (cpus or available_cpus()) // workers)
+    log.info("[%s] %d folds in %d worker processes, %d threads each", sample_id, len(pending), workers, threads)
+    with ProcessPoolExecutor(min(workers, max(len(pending), 1)), mp_context=get_context("spawn"), initializer=set_threads,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(_timed_step, args): name for name, (args, _) in pending.items()}
+        for future in as_completed(futures):
+            name = futures[future]
+            args, digest = pending[name]
+            seconds = future.result()  # a fold's error (one line, exit 2) stops the run here
+            fold = args[args.index("--fold") + 1]
+            out = Path(args[args.index("--outdir") + 1])
+            written = [p for p in out.glob(f"{sample_id}.fold{fold}.*") if p.is_file() and not is_temporary(p)]
+            trace.append(_finished(resume, sample_id, name, args, digest, written, seconds, device=device))
+            bar.update()
+    return sorted(trace, key=lambda t: int(t["step"].rsplit(" ", 1)[1]))
+
+
+def _timed_step(args: list[str]) -> float:
+    """One step in a worker process; its wall time."""
+    from causalged.cli import invoke_step
+
+    start = time.perf_counter()
+    invoke_step(args)
+    return time.perf_counter() - start
