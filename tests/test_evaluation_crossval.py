@@ -56,6 +56,10 @@ def test_heldout_values_never_reach_the_methods(tiny):
         dirty = run_fold(sc_data, bad, split, 1, methods=QUICK, n_samples=2)
         for name in QUICK + ["knn_ridge_blend_q05", "knn_ridge_blend_q95"]:
             np.testing.assert_array_equal(clean.layers[name], dirty.layers[name], err_msg=f"{name} changed when held-out ST values were {poison}")
+        # the default's inner choices (views, weights, spatial view) are made without the held-out genes too
+        chosen = clean.uns["causalged_crossval"]["method_info"]["knn_ridge_blend"]
+        assert chosen["spatial_view"] != "no spatial coordinates"
+        assert dirty.uns["causalged_crossval"]["method_info"]["knn_ridge_blend"] == chosen
 
 
 def test_combined_folds_hold_each_gene_once_with_truth(tiny):

@@ -66,6 +66,7 @@ def fold_inputs(sc_data: ad.AnnData, st_data: ad.AnnData, split: dict[str, Any],
         "sc_heldout": as_dense(sc_data[:, heldout].X),
         "st_train": st_train,
         "st_counts_train": st_counts_train,
+        "st_coords": np.asarray(st_data.obsm["spatial"], dtype=float) if "spatial" in st_data.obsm else None,
         "truth": as_dense(st_data[:, heldout].X),
         "truth_counts": truth_counts,
     }
@@ -94,7 +95,8 @@ def fit_predict(name: str, inputs: dict[str, Any], *, params: dict[str, Any], n_
     if trained is not None and key in trained:
         imputer.adopt_fit(trained[key])
     else:
-        imputer.fit(inputs["sc_train"], inputs["st_train"], sc_target=inputs["sc_heldout"], st_counts=inputs["st_counts_train"])
+        imputer.fit(inputs["sc_train"], inputs["st_train"], sc_target=inputs["sc_heldout"], st_counts=inputs["st_counts_train"],
+                    st_coords=inputs.get("st_coords"))
         if trained is not None and key is not None:
             trained[key] = imputer
     if n_samples > 0:

@@ -124,9 +124,10 @@ class Imputer:
         self.params = params
         self.info_: dict[str, Any] = {}
 
-    def fit(self, sc_train, st_train, *, sc_target=None, st_counts=None) -> "Imputer":
+    def fit(self, sc_train, st_train, *, sc_target=None, st_counts=None, st_coords=None) -> "Imputer":
         """Learn from the training genes. ``sc_target`` (cells x targets) lets a transductive
-        method see the genes it will predict (only their scRNA-seq vectors, never ST values)."""
+        method see the genes it will predict (only their scRNA-seq vectors, never ST values);
+        ``st_coords`` (spots x 2) lets a method borrow from spatial neighbours."""
         sc_train, st_train = as_dense(sc_train), as_dense(st_train)
         if sc_train.shape[1] != st_train.shape[1]:
             raise ValueError(f"sc_train has {sc_train.shape[1]} genes but st_train has {st_train.shape[1]}")
@@ -134,6 +135,9 @@ class Imputer:
             raise ValueError("at least 2 training genes are needed")
         if self.needs_counts and st_counts is None:
             raise ValueError(f"method {self.name!r} needs st_counts (raw ST counts of the training genes)")
+        if st_coords is not None and len(st_coords) != st_train.shape[0]:
+            raise ValueError(f"st_coords has {len(st_coords)} rows but st_train has {st_train.shape[0]} spots")
+        self.st_coords_ = None if st_coords is None else np.asarray(st_coords, dtype=float)
         self._fit_args = (sc_train, st_train, None if st_counts is None else as_dense(st_counts))
         self.scale_ = ScaleMap().fit(sc_train, st_train)
         self._fit(sc_train, st_train, st_counts=self._fit_args[2], sc_target=None if sc_target is None else as_dense(sc_target))

@@ -18,17 +18,32 @@ from causalged.methods.base import Imputer, zscore
 
 def knn_weights(sc_train: np.ndarray, st_train: np.ndarray, *, k: int = 50, n_pcs: int = 50, seed: int = 0) -> sp.csr_matrix:
     """Spots x cells weight matrix (rows sum to 1) from the joint PCA of the training genes."""
+    return knn_weight_grid(sc_train, st_train, ks=(k,), n_pcs_grid=(n_pcs,), seed=seed)[(n_pcs, k)]
+
+
+def knn_weight_grid(sc_train: np.ndarray, st_train: np.ndarray, *, ks, n_pcs_grid, seed: int = 0) -> dict[tuple[int, int], sp.csr_matrix]:
+    """``{(n_pcs, k): weights}`` for every pair, from one joint PCA and one neighbour search per
+    ``n_pcs``: the leading components of the largest PCA are the smaller PCAs, and the k nearest
+    cells are the first k of the largest k, so the whole grid costs little more than its largest entry."""
     sc_z, st_z = zscore(sc_train), zscore(st_train)
-    n_comp = max(1, min(n_pcs, sc_train.shape[1] - 1))
-    pca = PCA(n_components=n_comp, svd_solver="full", random_state=seed).fit(np.vstack([sc_z, st_z]))
+    n_max = max(1, min(max(n_pcs_grid), sc_train.shape[1] - 1))
+    pca = PCA(n_components=n_max, random_state=seed).fit(np.vstack([sc_z, st_z]))
     cells, spots = pca.transform(sc_z), pca.transform(st_z)
-    k = min(k, cells.shape[0])
-    sim, idx = top_cosine(spots, cells, k=k)
-    sim = np.clip(sim, 0.0, None)
-    sim[sim.sum(axis=1) == 0] = 1.0  # a spot with no positively similar cell: plain mean of its k cells
-    sim /= sim.sum(axis=1, keepdims=True)
-    rows = np.repeat(np.arange(spots.shape[0]), k)
-    return sp.csr_matrix((sim.ravel(), (rows, idx.ravel())), shape=(spots.shape[0], cells.shape[0]))
+    k_max = min(max(ks), cells.shape[0])
+    rows = np.arange(spots.shape[0])
+    out = {}
+    for n_pcs in n_pcs_grid:
+        n_comp = max(1, min(n_pcs, n_max))
+        sim, idx = top_cosine(spots[:, :n_comp], cells[:, :n_comp], k=k_max)
+        order = np.argsort(-sim, axis=1, kind="stable")
+        sim, idx = np.take_along_axis(sim, order, axis=1), np.take_along_axis(idx, order, axis=1)
+        for k in ks:
+            kk = min(k, k_max)
+            weights = np.clip(sim[:, :kk], 0.0, None)
+            weights[weights.sum(axis=1) == 0] = 1.0  # a spot with no positively similar cell: plain mean of its k cells
+            weights /= weights.sum(axis=1, keepdims=True)
+            out[(n_pcs, k)] = sp.csr_matrix((weights.ravel(), (np.repeat(rows, kk), idx[:, :kk].ravel())), shape=(spots.shape[0], cells.shape[0]))
+    return out
 
 
 def top_cosine(queries: np.ndarray, refs: np.ndarray, *, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:

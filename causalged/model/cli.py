@@ -305,7 +305,7 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
 
     imputer = get_imputer(method, **config.get("params", {}))
     counts = st_data[:, fit_genes].layers["counts"] if imputer.needs_counts and "counts" in st_data.layers else None
-    imputer.fit(sc_data[:, fit_genes].X, st_data[:, fit_genes].X, st_counts=counts)  # no method's fit reads the targets
+    imputer.fit(sc_data[:, fit_genes].X, st_data[:, fit_genes].X, st_counts=counts, st_coords=st_data.obsm.get("spatial"))  # no method's fit reads the targets
 
     def predict(start: int, stop: int):
         return imputer.predict_with_samples(target_matrix[:, start:stop], n_samples=n_samples, seed=seed)
