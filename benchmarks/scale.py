@@ -1,0 +1,307 @@
+"""Cost of every pipeline step from the demo to atlas size: docs/benchmarks-scale.md.
+
+A ladder of simulated pairs (``causalged simulate --n-cells ... --n-spots ... --n-genes ...
+--panel-fraction ...``), and on each rung every step of the default route without evaluation
+(qc, normalize, hvg, train, impute), plus one cross-validation fold of the default method (the
+evaluation costs n_folds of those). Each step runs as its own process (``python -m
+causalged.cli <step>``), so its wall time and peak resident memory (``wait4``'s ``ru_maxrss``)
+are its own. A step stopped by the time or memory limit is marked so in the table, and the
+rung's later steps are not run (their input is missing). Then two whole runs that issue 11
+sets targets for: ``causalged run`` on the committed test data and on the osmFISH pair
+(``../shared/data/osmfish_ssp_cortex``) with the default evaluation set.
+
+The log-log slope of time against cells x spots is fitted per step over the rungs from 10^4
+cells upward that share one gene count (so only the size moves). No GPU is used (CPU route).
+
+Usage: nice -n 10 python benchmarks/scale.py [--output docs/benchmarks-scale.md] [--time-limit 200]
+       [--memory-limit-gb 10] [--rungs demo,r1,...] [--workdir DIR] [--skip-runs]
+Set PYTHONPATH to a snapshot of the code (``git archive HEAD``) to measure a commit while the
+checkout changes; the page records the commit it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OSMFISH = ROOT.parent / "shared" / "data" / "osmfish_ssp_cortex"
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str
+    n_cells: int | None  # None: the named demo size
+    n_spots: int | None
+    n_genes: int | None
+    panel_fraction: float | None
+
+    @property
+    def options(self) -> list[str]:
+        if self.n_cells is None:
+            return ["--size", "demo"]
+        return ["--n-cells", str(self.n_cells), "--n-spots", str(self.n_spots), "--n-genes", str(self.n_genes),
+                "--panel-fraction", str(self.panel_fraction)]
+
+
+#: The demo, three rungs at a fixed 2,000-gene reference and 300-gene panel (the slope), the
+#: issue's 30k x 14.4k pair among them, and the atlas target: 10^6 cells x 10^5 spots, 20,000
+#: genes, 5,000-gene panel.
+RUNGS = {
+    "demo": Rung("demo", None, None, None, None),
+    "r1": Rung("r1", 10_000, 2_500, 2_000, 0.15),
+    "r2": Rung("r2", 30_000, 14_400, 2_000, 0.15),
+    "r3": Rung("r3", 100_000, 30_000, 2_000, 0.15),
+    "atlas": Rung("atlas", 1_000_000, 100_000, 20_000, 0.25),
+}
+STEPS = ("simulate", "qc", "normalize", "hvg", "train", "impute", "crossval (1 fold)")
+
+
+def run_limited(args: list[str], *, env: dict, time_limit: float, memory_limit: float, log_path: Path) -> dict:
+    """Run one process under a wall-time and resident-memory limit; its wall time, peak RSS and fate."""
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        polled, status = 0, None
+        while True:
+            pid, code, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(code)
+                break
+            polled = max(polled, _rss(proc.pid))
+            elapsed = time.perf_counter() - start
+            if elapsed > time_limit or polled > memory_limit:
+                status = f"stopped: time limit {time_limit:.0f} s" if elapsed > time_limit else f"stopped: memory limit {memory_limit / 2**30:.0f} GB"
+                proc.kill()
+                _, code, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(code)
+                break
+            time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    peak = max(polled, usage.ru_maxrss * 1024)
+    if status is None:
+        status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode}; see the log)"
+    return {"seconds": seconds, "peak_rss": peak, "status": status}
+
+
+def _rss(pid: int) -> int:
+    """Resident bytes of a running process (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def step_commands(rung: Rung, folder: Path) -> list[tuple[str, list[str]]]:
+    """The command lines of one rung, as `causalged run --skip-evaluation` runs them (default method)."""
+    s, d = "scale", folder
+    hvg = ["--sc", str(d / "hvg" / f"{s}.sc.hvg.h5ad"), "--st", str(d / "hvg" / f"{s}.st.hvg.h5ad")]
+    split = ["--split", str(d / "hvg" / f"{s}.split.json")]
+    return [
+        ("simulate", ["simulate", "--outdir", str(d / "data"), "--name", s, *rung.options]),
+        ("qc", ["qc", "--sample", s, "--sc", str(d / "data" / f"{s}_sc.h5ad"), "--st", str(d / "data" / f"{s}_st.h5ad"), "--outdir", str(d / "qc")]),
+        ("normalize", ["normalize", "--sample", s, "--sc", str(d / "qc" / f"{s}.sc.qc.h5ad"), "--st", str(d / "qc" / f"{s}.st.qc.h5ad"),
+                       "--outdir", str(d / "normalize")]),
+        ("hvg", ["hvg", "--sample", s, "--sc", str(d / "normalize" / f"{s}.sc.norm.h5ad"), "--st", str(d / "normalize" / f"{s}.st.norm.h5ad"),
+                 "--outdir", str(d / "hvg"), "--genes", str(d / "data" / f"{s}_genes.txt")]),
+        ("train", ["train", "--sample", s, *hvg, *split, "--outdir", str(d / "train")]),
+        ("impute", ["impute", "--sample", s, *hvg, "--model", str(d / "train" / f"{s}.model"), "--outdir", str(d / "impute"), "--device", "cpu"]),
+        ("crossval (1 fold)", ["crossval", "--sample", s, *hvg, *split, "--fold", "0", "--methods", "knn_ridge_blend", "--device", "cpu",
+                               "--outdir", str(d / "crossval")]),
+    ]
+
+
+def measure_rung(rung: Rung, workdir: Path, *, env: dict, time_limit: float, memory_limit: float) -> dict[str, dict]:
+    folder = workdir / rung.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    results, blocked = {}, None
+    for name, args in step_commands(rung, folder):
+        if blocked:
+            results[name] = {"seconds": math.nan, "peak_rss": math.nan, "status": f"not run ({blocked})"}
+            continue
+        results[name] = run_limited([sys.executable, "-m", "causalged.cli", *args], env=env, time_limit=time_limit,
+                                    memory_limit=memory_limit, log_path=folder / f"{name.split()[0]}.log")
+        print(f"{rung.name} {name}: {results[name]}", flush=True)
+        if results[name]["status"] != "ok" and name != "crossval (1 fold)":
+            blocked = f"{name} {results[name]['status'].split(':')[0].split(' (')[0]}"
+    results["shape"] = _shape(folder)
+    shutil.rmtree(folder / "data", ignore_errors=True)  # the big inputs go; the logs stay for the record
+    return results
+
+
+def _shape(folder: Path) -> dict:
+    """Cells, spots, genes and non-zeros of the simulated pair, read from the files' headers."""
+    import h5py
+
+    out = {}
+    for role in ("sc", "st"):
+        path = folder / "data" / f"scale_{role}.h5ad"
+        if path.exists():
+            with h5py.File(path) as handle:
+                out[role] = {"shape": [int(v) for v in handle["X"].attrs["shape"]], "nnz": int(handle["X"]["data"].shape[0]),
+                             "bytes": path.stat().st_size}
+    return out
+
+
+def measure_run(label: str, args: list[str], workdir: Path, *, env: dict, time_limit: float, memory_limit: float) -> dict:
+    """A whole `causalged run` as one process (the targets of issue 11 for the evaluation)."""
+    out = workdir / f"run_{label}"
+    shutil.rmtree(out, ignore_errors=True)
+    result = run_limited([sys.executable, "-m", "causalged.cli", "run", *args, "--outdir", str(out)], env=env, time_limit=time_limit,
+                         memory_limit=memory_limit, log_path=workdir / f"run_{label}.log")
+    trace = out / "pipeline_info" / "execution_trace.json"
+    result["steps"] = {t["step"]: t["seconds"] for t in json.loads(trace.read_text())["trace"]} if trace.exists() else {}
+    print(f"run {label}: {result['status']} {result['seconds']:.0f} s", flush=True)
+    return result
+
+
+# --------------------------------------------------------------------------- the page
+def slope(rungs: list[Rung], results: dict, step: str) -> tuple[float, int]:
+    """Log-log slope of wall time vs cells x spots over the finished rungs with >= 10^4 cells and 2,000 genes."""
+    points = [(math.log10(r.n_cells * r.n_spots), math.log10(results[r.name][step]["seconds"])) for r in rungs
+              if r.n_cells and r.n_cells >= 10_000 and r.n_genes == 2_000 and results[r.name][step]["status"] == "ok"]
+    if len(points) < 2:
+        return math.nan, len(points)
+    x, y = np.array(points).T
+    return float(np.polyfit(x, y, 1)[0]), len(points)
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "-" if value is None or not np.isfinite(value) else f"{value:,.{digits}f}"
+
+
+def render(rungs: list[Rung], results: dict, runs: dict, *, time_limit: float, memory_limit: float, commit: str, started: str) -> str:
+    lines = [
+        "# Scale: the cost of every step from the demo to atlas size",
+        "",
+        f"Written by `nice -n 10 python benchmarks/scale.py` (commit `{commit}`, started {started}) on {platform.machine()} "
+        f"with {os.cpu_count()} CPU cores, Python {platform.python_version()}, no GPU (the CPU route; GPU memory is therefore not "
+        f"reported). Every step runs as its own process under a limit of **{time_limit:.0f} s wall time and "
+        f"{memory_limit / 2**30:.0f} GB resident memory**; a step stopped by it says so, and the rest of its rung is not run. "
+        "The machine was shared with other work (another engineer's jobs), so times are upper bounds.",
+        "",
+        "The data are `causalged simulate` pairs with the size options (sparse counts, about 21 % of reference entries non-zero); "
+        "the route is `causalged run --skip-evaluation` with the default method, step by step, plus one cross-validation fold "
+        "of the default method (the evaluation costs `--n-folds` of them, which `--workers` / Nextflow run in parallel).",
+        "",
+        "## Wall time (s) and peak RSS (GB) per step",
+        "",
+        "| rung | cells x spots x genes (panel) | " + " | ".join(STEPS) + " |",
+        "|---|---|" + "---|" * len(STEPS),
+    ]
+    for r in rungs:
+        res = results[r.name]
+        size = "demo: 1,500 x 600 x 200 (100)" if r.n_cells is None else \
+            f"{r.n_cells:,} x {r.n_spots:,} x {r.n_genes:,} ({round(r.panel_fraction * r.n_genes):,})"
+        cells = []
+        for step in STEPS:
+            s = res[step]
+            if s["status"] == "ok":
+                cells.append(f"{_fmt(s['seconds'])} s, {_fmt(s['peak_rss'] / 2**30, 2)} GB")
+            elif s["status"].startswith("stopped"):
+                cells.append(f"**{s['status']}** (at {_fmt(s['seconds'], 0)} s, {_fmt(s['peak_rss'] / 2**30, 1)} GB)")
+            else:
+                cells.append(s["status"])
+        lines.append(f"| {r.name} | {size} | " + " | ".join(cells) + " |")
+    lines += ["", "## Growth: log-log slope of time against cells x spots", "",
+              "Fitted per step over the finished rungs with at least 10^4 cells and the 2,000-gene reference (r1-r3, so that only "
+              "cells x spots moves). Target of issue 11: slope <= 1.1 for every step.", "",
+              "| step | slope | rungs fitted | target (<= 1.1) |", "|---|---|---|---|"]
+    slopes = {}
+    for step in STEPS:
+        b, n = slope(rungs, results, step)
+        slopes[step] = b
+        verdict = "not measured (fewer than 2 finished rungs)" if not np.isfinite(b) else ("met" if b <= 1.1 else f"missed by {b - 1.1:.2f}")
+        lines.append(f"| {step} | {_fmt(b, 2)} | {n} | {verdict} |")
+    lines += ["", "## Targets of issue 11", "", "| target | measured | verdict |", "|---|---|---|"]
+    lines += _target_rows(results, runs, slopes, time_limit=time_limit)
+    return "\n".join(lines) + "\n"
+
+
+def _target_rows(results: dict, runs: dict, slopes: dict, *, time_limit: float) -> list[str]:
+    rows = []
+    route = ("qc", "normalize", "hvg", "train", "impute")
+    atlas = results.get("atlas")
+    if atlas:
+        done = all(atlas[s]["status"] == "ok" for s in route)
+        peak = max((atlas[s]["peak_rss"] for s in ("simulate", *route) if np.isfinite(atlas[s]["peak_rss"])), default=math.nan)
+        stopped = next((f"{s}: {atlas[s]['status']}" for s in ("simulate", *route) if atlas[s]["status"] != "ok"), "")
+        total = sum(atlas[s]["seconds"] for s in route) / 60 if done else math.nan
+        verdict = ("met" if total < 60 and peak < 16 * 2**30 else f"missed: {total:.0f} min, {peak / 2**30:.1f} GB") if done else \
+            f"missed: not reached on this machine ({stopped})"
+        rows.append(f"| 10^6 cells x 10^5 spots x 5,000-gene panel, default route without evaluation: < 16 GB and < 60 min | "
+                    f"{'%.0f min, %.1f GB' % (total, peak / 2**30) if done else stopped} | {verdict} |")
+    finite = [b for b in slopes.values() if np.isfinite(b)]
+    worst = max(finite) if finite else math.nan
+    rows.append(f"| every step's slope <= 1.1 from 10^4 cells upward | worst {_fmt(worst, 2)} "
+                f"({', '.join(f'{k} {_fmt(v, 2)}' for k, v in slopes.items() if np.isfinite(v))}) | "
+                f"{'not measured' if not finite else ('met' if worst <= 1.1 else f'missed by {worst - 1.1:.2f}')} |")
+    r2 = results.get("r2")
+    if r2:
+        done = all(r2[s]["status"] == "ok" for s in route)
+        total = sum(r2[s]["seconds"] for s in route)
+        stopped = next((f"{s}: {r2[s]['status']}" for s in route if r2[s]["status"] != "ok"), "")
+        rows.append(f"| 30,000 cells x 14,400 spots x 2,000 genes (panel 300), end to end without evaluation: < 5 min | "
+                    f"{'%.1f min' % (total / 60) if done else stopped} | "
+                    f"{('met' if total < 300 else f'missed by {(total - 300) / 60:.1f} min') if done else f'missed: more than {time_limit:.0f} s in one step'} |")
+    for label, target, goal in (("test", "test data, `causalged run` with the default evaluation: < 2 min", 120),
+                                ("osmfish", "osmFISH pair, `causalged run` with the default evaluation: < 15 min", 900)):
+        if label in runs:
+            run = runs[label]
+            late = f"missed by {(run['seconds'] - goal) / 60:.1f} min"
+            verdict = ("met" if run["seconds"] < goal else late) if run["status"] == "ok" else f"missed: {run['status']}"
+            rows.append(f"| {target} | {_fmt(run['seconds'] / 60, 1)} min ({run['status']}) | {verdict} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks-scale.md")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--rungs", default=",".join(RUNGS))
+    parser.add_argument("--time-limit", type=float, default=200.0, help="Seconds per step (and 3x that per whole run).")
+    parser.add_argument("--memory-limit-gb", type=float, default=10.0)
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--skip-runs", action="store_true", help="Only the ladder, not the two whole runs.")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="causalged-scale-"))
+    env = {**os.environ, "CAUSALGED_CPUS": str(args.cpus), "OMP_NUM_THREADS": str(args.cpus), "MPLBACKEND": "Agg"}
+    memory_limit = args.memory_limit_gb * 2**30
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() or "unknown"
+    commit = os.environ.get("CAUSALGED_SCALE_COMMIT", commit)
+    started = time.strftime("%Y-%m-%d %H:%M")
+    rungs = [RUNGS[name] for name in args.rungs.split(",")]
+    results = {r.name: measure_rung(r, workdir, env=env, time_limit=args.time_limit, memory_limit=memory_limit) for r in rungs}
+    runs = {}
+    if not args.skip_runs:
+        sheet = ROOT / "tests" / "data" / "samplesheet_test.csv"
+        runs["test"] = measure_run("test", ["--input", str(sheet), "--n-folds", "5"], workdir, env=env,
+                                   time_limit=3 * args.time_limit, memory_limit=memory_limit)
+        if (OSMFISH / "sc.h5ad").exists():
+            osm = workdir / "osmfish.csv"
+            osm.write_text(f"sample,sc,st\nosmfish,{OSMFISH / 'sc.h5ad'},{OSMFISH / 'st.h5ad'}\n")
+            runs["osmfish"] = measure_run("osmfish", ["--input", str(osm), "--workers", "2"], workdir, env=env,
+                                          time_limit=900, memory_limit=memory_limit)
+    (workdir / "results.json").write_text(json.dumps({"results": results, "runs": runs}, indent=1, default=float))
+    args.output.write_text(render(rungs, results, runs, time_limit=args.time_limit, memory_limit=memory_limit, commit=commit, started=started))
+    print(f"wrote {args.output} (work folder {workdir})")
+
+
+if __name__ == "__main__":
+    main()
