@@ -137,6 +137,10 @@ def test_cli_evaluate_runs_folds_itself_with_figures(tiny, tmp_path):
     assert set(trust.method) == {"knn", "knn_ridge_blend"}  # trust for every evaluated method
     assert trust.loc[(trust.kind == "panel") & (trust.method == "knn_ridge_blend"), "coverage_90"].between(0, 1).all()
     assert trust.loc[trust.method == "knn", "coverage_90"].isna().all()  # no samples, no interval
+    choices = pd.read_csv(tmp_path / "tiny.default_choices_mqc.tsv", sep="\t", comment="#")
+    assert list(choices.Sample) == [f"tiny | fold {k}" for k in range(tiny["split"]["n_folds"])]
+    assert choices.ridge_kernel.isin(["linear", "rbf"]).all() and choices.alpha.between(0, 1).all()
+    assert (choices.inner_pcc_chosen >= choices[["inner_pcc_knn", "inner_pcc_ridge", "inner_pcc_blend"]].max(axis=1) - 1e-9).all()
 
 
 def test_bad_fold_is_a_clear_input_error(tiny, tmp_path):

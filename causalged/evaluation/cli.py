@@ -94,6 +94,8 @@ def evaluate(sample, sc_path, st_path, split_path, outdir, methods, preset, devi
 @click.command()
 @click.argument("datasets", nargs=-1)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/benchmarks.md"), show_default=True)
+@click.option("--design-split", is_flag=True, help="Report the datasets the default was designed on (osmFISH, MERFISH) apart from every "
+              "other dataset given (unseen by its design), with the default's margin and per-fold choices on each.")
 @click.option("--methods", default=None, help=METHODS_HELP)
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds (gene folds and method randomness).")
 @click.option("--slow-seeds", type=int, default=1, show_default=True, help="Run tangram and causalged_plus on only this many of the seeds (CPU time).")
@@ -105,7 +107,7 @@ def evaluate(sample, sc_path, st_path, split_path, outdir, methods, preset, devi
 @click.option("--jobs", type=int, default=1, show_default=True, help="Datasets run at once, one process (and one CPU thread) each.")
 @click.option("--model-epochs", type=int, default=None,
               help="Cap the diffusion models' epochs (a speed option for quick looks; default: the preset's budget with early stopping).")
-def benchmark(datasets, output, methods, seeds, slow_seeds, model_seeds, n_folds, n_samples, preset, device, jobs, model_epochs) -> None:
+def benchmark(datasets, output, design_split, methods, seeds, slow_seeds, model_seeds, n_folds, n_samples, preset, device, jobs, model_epochs) -> None:
     """Run every method on each DATASET folder (sc.h5ad + st.h5ad of raw counts) or `demo`.
 
     Default: each pair under ../shared/data beside the repository, plus the simulated demo.
@@ -118,11 +120,12 @@ def benchmark(datasets, output, methods, seeds, slow_seeds, model_seeds, n_folds
     chosen = list(datasets) or default_datasets(Path(__file__).resolve().parents[2])
     overrides = model_overrides(model_epochs) if model_epochs else None  # None: every method at its defaults
     ctx = click.get_current_context()
-    given = [f"--{k.replace('_', '-')} {v}" for k, v in ctx.params.items() if k != "datasets" and ctx.get_parameter_source(k).name == "COMMANDLINE"]
+    given = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in ctx.params.items()
+             if k != "datasets" and ctx.get_parameter_source(k).name == "COMMANDLINE"]
     command = " ".join(["causalged benchmark", *datasets, *given])
     path = run_benchmark(chosen, output=output, seeds=[int(s) for s in seeds.split(",") if s.strip()], methods=parse_methods(methods),
                          slow_seeds=slow_seeds, model_seeds=model_seeds, jobs=jobs, n_folds=n_folds, n_samples=n_samples, preset=preset, device=device,
-                         overrides=overrides, command=command)
+                         overrides=overrides, command=command, design_split=design_split)
     click.echo(str(path))
 
 
@@ -155,7 +158,8 @@ def ablate(datasets, output, seeds, n_folds, axes, preset, device, n_samples, jo
     if unknown:
         raise click.BadParameter(f"unknown axes {unknown}; choose from {','.join(known)}", param_hint="--axes")
     ctx = click.get_current_context()
-    given = [f"--{k.replace('_', '-')} {v}" for k, v in ctx.params.items() if k != "datasets" and ctx.get_parameter_source(k).name == "COMMANDLINE"]
+    given = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in ctx.params.items()
+             if k != "datasets" and ctx.get_parameter_source(k).name == "COMMANDLINE"]
     path = run(list(datasets), output=output, seeds=[int(s) for s in seeds.split(",") if s.strip()], n_folds=n_folds, axes=chosen,
                preset=preset, device=device, epochs=model_epochs, n_samples=n_samples, jobs=jobs, time_limit=time_limit, mqc_dir=mqc_dir,
                command=" ".join(["causalged ablate", *datasets, *given]))

@@ -8,7 +8,8 @@ Outputs of :func:`evaluate_sample` (prefix ``<sample>``, under ``outdir``):
   ``layers["counts"]`` = raw truth, one layer per method, ``<method>_q05/_q95`` intervals,
   ``uns["default_method"]`` names the default's layer.
 - ``.gene_trust.csv``: expected accuracy per panel and target gene, interval coverage.
-- ``.metrics_mqc.tsv``, ``.trust_mqc.tsv``, ``.general_mqc.tsv`` (general statistics row) and
+- ``.metrics_mqc.tsv``, ``.trust_mqc.tsv``, ``.general_mqc.tsv`` (general statistics row),
+  ``.default_choices_mqc.tsv`` (what the default's inner CV chose in each fold) and
   ``figures/<sample>.<name>.png`` with its MultiQC section ``figures/<sample>.<name>_mqc.html``.
 """
 
@@ -149,6 +150,9 @@ def evaluate_sample(
         "trust_mqc": outdir / f"{sample}.trust_mqc.tsv",
         "general_mqc": outdir / f"{sample}.general_mqc.tsv",
     }
+    choices = default_choices(sample, combined)
+    if choices is not None:
+        out["choices_mqc"] = outdir / f"{sample}.default_choices_mqc.tsv"
     for path in out.values():
         ensure_not_input(path, [sc_path, st_path, split_path, *predictions])
     write_csv_atomic(metrics, out["metrics"], index=False, float_format="%.6g")
@@ -171,6 +175,14 @@ def evaluate_sample(
         general_stats(sample, sc_data, st_data, split, summary, default), out["general_mqc"], section_id="causalged_general",
         section_name="CausalGeD", description="One row per sample.", plot_type="generalstats", headers=GENERAL_HEADERS,
     )
+    if choices is not None:
+        report.write_mqc_table(
+            choices, out["choices_mqc"], section_id="causalged_default_choices", section_name="What the default chose, per fold",
+            description="knn_ridge_blend picks its parts on the training genes of each fold (inner CV; the fold's test genes are never read): "
+            "k and PCs of the kNN view, the ridge kernel, alpha (kNN share; 0 = ridge alone, 1 = kNN alone), the spatial weight beta "
+            "(0 = no spatial view) and neighbourhood; inner PCC = mean out-of-fold PCC of training genes for the best kNN alone, ridge alone, "
+            "two-view blend, and the choice.",
+        )
     if make_figures:
         expected = trust[trust.method == default].set_index("gene")["expected_pcc"]
         out.update(write_figures(sample, combined, metrics, outdir=outdir, method=default, seed=seed, expected=expected))
@@ -192,6 +204,21 @@ def general_stats(sample: str, sc_data: ad.AnnData, st_data: ad.AnnData, split: 
     row = summary[(summary.protocol == "heldout") & (summary.truth == "normalized") & (summary.method == method)]
     return pd.DataFrame([{"Sample": sample, "spots": st_data.n_obs, "cells": sc_data.n_obs, "genes_imputed": len(split.get("target_genes", [])),
                           "default_method": method, "heldout_pcc": float(row.pcc.iloc[0]) if len(row) else float("nan")}])
+
+
+#: Columns of the default's per-fold choices (method info keys), in report order.
+CHOICE_COLUMNS = ("k", "n_pcs", "ridge_kernel", "alpha", "spatial_weight", "spatial_neighbours", "spatial_view",
+                  "inner_pcc_knn", "inner_pcc_ridge", "inner_pcc_blend", "inner_pcc_chosen")
+
+
+def default_choices(sample: str, combined: ad.AnnData) -> pd.DataFrame | None:
+    """One row per fold: what the default's inner CV chose there (None if it did not run)."""
+    from causalged.methods import DEFAULT_METHOD
+
+    rows = [{"Sample": f"{sample} | fold {fold}", **{c: info[DEFAULT_METHOD].get(c) for c in CHOICE_COLUMNS}}
+            for fold, info in sorted(combined.uns["causalged_crossval"].get("method_info_by_fold", {}).items(), key=lambda kv: int(kv[0]))
+            if DEFAULT_METHOD in info]
+    return pd.DataFrame(rows) if rows else None
 
 
 def mqc_summary(sample: str, summary: pd.DataFrame) -> pd.DataFrame:
