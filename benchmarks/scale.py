@@ -279,6 +279,7 @@ def main() -> None:
     parser.add_argument("--memory-limit-gb", type=float, default=10.0)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--skip-runs", action="store_true", help="Only the ladder, not the two whole runs.")
+    parser.add_argument("--osmfish", type=Path, default=OSMFISH, help="The osmFISH pair's folder (pass it when running a code snapshot elsewhere).")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="causalged-scale-"))
     env = {**os.environ, "CAUSALGED_CPUS": str(args.cpus), "OMP_NUM_THREADS": str(args.cpus), "MPLBACKEND": "Agg"}
@@ -293,9 +294,9 @@ def main() -> None:
         sheet = ROOT / "tests" / "data" / "samplesheet_test.csv"
         runs["test"] = measure_run("test", ["--input", str(sheet), "--n-folds", "5"], workdir, env=env,
                                    time_limit=3 * args.time_limit, memory_limit=memory_limit)
-        if (OSMFISH / "sc.h5ad").exists():
+        if (args.osmfish / "sc.h5ad").exists():
             osm = workdir / "osmfish.csv"
-            osm.write_text(f"sample,sc,st\nosmfish,{OSMFISH / 'sc.h5ad'},{OSMFISH / 'st.h5ad'}\n")
+            osm.write_text(f"sample,sc,st\nosmfish,{args.osmfish / 'sc.h5ad'},{args.osmfish / 'st.h5ad'}\n")
             runs["osmfish"] = measure_run("osmfish", ["--input", str(osm), "--workers", "2"], workdir, env=env,
                                           time_limit=900, memory_limit=memory_limit)
     (workdir / "results.json").write_text(json.dumps({"results": results, "runs": runs}, indent=1, default=float))
