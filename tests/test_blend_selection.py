@@ -131,3 +131,16 @@ def test_stratified_noise_gives_exact_interval_quantiles_at_every_entry():
     np.testing.assert_allclose(np.quantile(draws, 0.95, axis=0), 1.6449, atol=1e-3)
     np.testing.assert_allclose(np.quantile(draws, 0.05, axis=0), -1.6449, atol=1e-3)
     assert not np.allclose(draws[:, 0, 0], draws[:, 1, 0])  # each entry in its own random order
+
+
+def test_search_on_a_spot_subset_above_the_limit_still_finds_the_spatial_view(smooth_tissue, monkeypatch):
+    import causalged.methods.blend as blend_module
+
+    d = smooth_tissue
+    monkeypatch.setattr(blend_module, "MAX_INNER_SPOTS", 300)
+    blend = get_imputer("knn_ridge_blend").fit(d["sc_train"], d["st_train"], st_coords=d["coords"])
+    assert blend.info_["inner_spots"] == 300 and blend.info_["spatial_weight"] > 0
+    pred = blend.predict(d["sc_target"])
+    assert pred.shape == d["truth"].shape  # the final fit covers every spot
+    samples = blend.predict_samples(d["sc_target"], n_samples=4)
+    assert samples.shape == (4, *d["truth"].shape) and np.isfinite(samples).all()

@@ -43,6 +43,10 @@ SPATIAL_NEIGHBOURS_GRID = (8, 32)
 #: Inner CV scores at most this many training genes (the rest always stay in the input), so the
 #: search does not grow with a whole-transcriptome panel.
 MAX_INNER_GENES = 1000
+#: Above this many spots the search runs on a seeded random subset of them (a neighbourhood of n
+#: spots becomes the n x subset / spots nearest sampled ones, about the same radius), so its
+#: cost stops growing with the tissue; the final fit always uses every spot.
+MAX_INNER_SPOTS = 4000
 
 
 @dataclass(frozen=True)
@@ -115,10 +119,16 @@ class KnnRidgeBlendImputer(Imputer):
             self.info_["noise_scale"] = self.noise_scale_
 
     def _search(self, sc_train, st_train, *, weights, neighbours) -> tuple[BlendChoice, dict]:
-        """Out-of-fold candidate views of (at most MAX_INNER_GENES) training genes, then every
-        combination scored by mean PCC against their ST values; ties go to the smaller beta, then
-        to alpha nearer 0.5."""
-        n_genes = sc_train.shape[1]
+        """Out-of-fold candidate views of (at most MAX_INNER_GENES) training genes at (at most
+        MAX_INNER_SPOTS) spots, then every combination scored by mean PCC against their ST
+        values; ties go to the smaller beta, then to alpha nearer 0.5."""
+        n_genes, n_spots = sc_train.shape[1], st_train.shape[0]
+        spots = np.arange(n_spots)
+        graphs = self.graphs_
+        if n_spots > MAX_INNER_SPOTS:
+            spots = np.sort(np.random.default_rng(self.params["seed"] + 1).permutation(n_spots)[:MAX_INNER_SPOTS])
+            graphs = {n: neighbour_graph(self.st_coords_[spots], n_neighbours=max(1, round(n * MAX_INNER_SPOTS / n_spots))) for n in graphs}
+        st_search = st_train[spots]
         rng = np.random.default_rng(self.params["seed"])
         scored = np.sort(rng.permutation(n_genes)[:MAX_INNER_GENES])
         n_inner = max(2, min(self.params["inner_folds"], len(scored)))
@@ -131,14 +141,14 @@ class KnnRidgeBlendImputer(Imputer):
                 continue
             cols = np.searchsorted(scored, inner)
             self.oof_moments_[:, cols] = ScaleMap().fit(sc_train[:, rest], st_train[:, rest]).moments(sc_train[:, inner])
-            knn, ridge, _ = self._candidate_views(sc_train[:, rest], renormalize_log(st_train[:, rest]), sc_train[:, inner])
+            knn, ridge, _ = self._candidate_views(sc_train[:, rest], renormalize_log(st_search[:, rest]), sc_train[:, inner])
             for store, views in ((knn_oof, knn), (ridge_oof, ridge)):
                 for key, view in views.items():
-                    store.setdefault(key, np.zeros((st_train.shape[0], len(scored))))[:, cols] = view
-        truth = zscore(st_train[:, scored])
+                    store.setdefault(key, np.zeros((len(spots), len(scored))))[:, cols] = view
+        truth = zscore(st_search[:, scored])
         best, alone = None, {"inner_pcc_knn": -np.inf, "inner_pcc_ridge": -np.inf, "inner_pcc_blend": -np.inf}
         for (n_pcs, k), kernel, n_nb in itertools.product(knn_oof, ridge_oof, neighbours):
-            graph = self.graphs_.get(n_nb)
+            graph = graphs.get(n_nb)
             views = [knn_oof[(n_pcs, k)], ridge_oof[kernel]]
             views += [graph @ v for v in views] if graph is not None else [np.zeros_like(v) for v in views]
             cov, target_cov = _covariances(views, truth)
@@ -152,17 +162,19 @@ class KnnRidgeBlendImputer(Imputer):
                 if best is None or rank > best[0]:
                     best = (rank, BlendChoice(k, n_pcs, kernel, float(alpha), float(beta), int(n_nb)))
         choice = best[1]
-        pattern = self._combine(knn_oof[(choice.n_pcs, choice.k)], ridge_oof[choice.ridge_kernel], choice)
-        self.oof_genes_ = scored
+        pattern = self._combine(knn_oof[(choice.n_pcs, choice.k)], ridge_oof[choice.ridge_kernel], choice, graphs=graphs)
+        self.oof_genes_, self.oof_spots_ = scored, spots
         self.oof_pattern_ = zscore(pattern)
         self.oof_pcc_ = np.mean(self.oof_pattern_ * truth, axis=0)
-        return choice, {**alone, "inner_pcc_chosen": float(np.nanmean(self.oof_pcc_)), "inner_genes": int(len(scored))}
+        return choice, {**alone, "inner_pcc_chosen": float(np.nanmean(self.oof_pcc_)), "inner_genes": int(len(scored)), "inner_spots": int(len(spots))}
 
-    def _combine(self, knn: np.ndarray, ridge: np.ndarray, choice: BlendChoice) -> np.ndarray:
+    def _combine(self, knn: np.ndarray, ridge: np.ndarray, choice: BlendChoice, *, graphs: dict | None = None) -> np.ndarray:
+        """The blend of the two views, then the spatial view (``graphs``: the search's, else the fit's)."""
         blend = choice.alpha * knn + (1 - choice.alpha) * ridge
         if choice.spatial_weight == 0:
             return blend
-        return (1 - choice.spatial_weight) * blend + choice.spatial_weight * (self.graphs_[choice.spatial_neighbours] @ blend)
+        graph = (self.graphs_ if graphs is None else graphs)[choice.spatial_neighbours]
+        return (1 - choice.spatial_weight) * blend + choice.spatial_weight * (graph @ blend)
 
     def _pattern(self, sc_target: np.ndarray) -> np.ndarray:
         return self._combine(zscore(np.asarray(self.weights_ @ sc_target)), zscore(self.ridge_model_._pattern(sc_target)), self.choice_)
@@ -172,7 +184,7 @@ class KnnRidgeBlendImputer(Imputer):
         fall inside the central ``level`` interval as often as stated (split-conformal style):
         the ``level`` quantile of |truth - prediction| / residual SD, over 1.645. Pattern, ST
         mean and SD of each scored gene all come from fits without it, as for a target gene."""
-        sc_scored, st_scored = sc_train[:, self.oof_genes_], st_train[:, self.oof_genes_]
+        sc_scored, st_scored = sc_train[:, self.oof_genes_], st_train[np.ix_(self.oof_spots_, self.oof_genes_)]
         mean, sd = self.oof_moments_
         pred = np.clip(self.oof_pattern_ * sd + mean, 0.0, None)
         resid_sd = sd * np.sqrt(1.0 - self.expected_pcc(sc_scored, exclude_self=True) ** 2)
