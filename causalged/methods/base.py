@@ -93,9 +93,10 @@ class ScaleMap:
         scale.mean_coef_, scale.sd_coef_ = np.asarray(coef[0]), np.asarray(coef[1])
         return scale
 
-    def to_st(self, pattern: np.ndarray, sc_target: np.ndarray) -> np.ndarray:
-        """Spots x genes pattern (any scale) -> ST log-normalized scale."""
-        mean, sd = self.moments(sc_target)
+    def to_st(self, pattern: np.ndarray, sc_target: np.ndarray | None = None, *, sc_moments: tuple | None = None) -> np.ndarray:
+        """Spots x genes pattern (any scale) -> ST log-normalized scale; ``sc_moments`` (the
+        targets' scRNA-seq mean and SD) instead of ``sc_target`` saves a pass over the cells."""
+        mean, sd = self.moments(sc_target) if sc_moments is None else self.predict_moments(*sc_moments)
         return np.clip(zscore(pattern) * sd + mean, 0, None)
 
 

@@ -87,9 +87,11 @@ class KnnRidgeBlendImputer(Imputer):
         per kernel, and the fitted ridge models (their strength and width are reused)."""
         weights = knn_weight_grid(sc_train, st_train, ks=self._grid("k", K_GRID), n_pcs_grid=self._grid("n_pcs", N_PCS_GRID), seed=self.params["seed"])
         knn = {key: zscore(np.asarray(w @ sc_target)) for key, w in weights.items()}
-        models = {kernel: KernelRidgeImputer(kernel=kernel, ridge=self.params["ridge"], gamma=self.params["gamma"]).fit(sc_train, st_train)
+        x, maps = gene_features(sc_train), zscore(st_train).T  # shared by both kernels: one product over cells each
+        corr, target_corr = x @ x.T, gene_features(sc_target) @ x.T
+        models = {kernel: KernelRidgeImputer(kernel=kernel, ridge=self.params["ridge"], gamma=self.params["gamma"]).fit_features(x, maps, corr=corr)
                   for kernel in self._grid("ridge_kernel", KERNELS)}
-        return knn, {kernel: zscore(m._pattern(sc_target)) for kernel, m in models.items()}, models
+        return knn, {kernel: zscore(m.pattern_from_correlation(target_corr)) for kernel, m in models.items()}, models
 
     def _fit(self, sc_train, st_train, *, st_counts, sc_target) -> None:
         weights, neighbours = self._spatial_grid()
@@ -206,8 +208,9 @@ class KnnRidgeBlendImputer(Imputer):
         the model cannot explain).
 
         A refit redraws the training genes with replacement and refits what depends on them
-        cheaply (the ridge view and the ST scale) while keeping the kNN graph and the spatial
-        graph of the full fit, so a refit costs a small fraction of a fit. The residual SD of a
+        cheaply (the ridge view and the ST scale, from gene-gene correlations and per-gene moments
+        computed once) while keeping the kNN graph and the spatial graph of the full fit, so a
+        refit costs a small fraction of a fit. The residual SD of a
         gene is its predicted ST SD times sqrt(1 - r^2), with r its expected PCC from similar
         training genes' out-of-fold accuracy, times one factor calibrated on those out-of-fold
         residuals. At most ``max_refits`` refits are made and reused across samples; the noise
@@ -220,13 +223,17 @@ class KnnRidgeBlendImputer(Imputer):
         sc_target = as_dense(sc_target)
         rng = np.random.default_rng(seed)
         knn = zscore(np.asarray(self.weights_ @ sc_target))
+        x, maps = self.ridge_model_.x_train_, zscore(st_train).T
+        corr, target_corr = x @ x.T, gene_features(sc_target) @ x.T
+        moments = np.stack([sc_train.mean(axis=0), sc_train.std(axis=0), st_train.mean(axis=0), st_train.std(axis=0)])
+        target_moments = (sc_target.mean(axis=0), sc_target.std(axis=0))
         refits = []
         for _ in range(min(n_samples, self.max_refits)):
             pick = rng.choice(sc_train.shape[1], size=sc_train.shape[1], replace=True)
             ridge = KernelRidgeImputer(kernel=self.choice_.ridge_kernel, ridge=self.ridge_model_.ridge_, gamma=self.ridge_model_.gamma_)
-            ridge.fit(sc_train[:, pick], st_train[:, pick])
-            pattern = self._combine(knn, zscore(ridge._pattern(sc_target)), self.choice_)
-            refits.append(ScaleMap().fit(sc_train[:, pick], st_train[:, pick]).to_st(pattern, sc_target))
+            ridge.fit_features(x[pick], maps[pick], corr=corr[np.ix_(pick, pick)])
+            pattern = self._combine(knn, zscore(ridge.pattern_from_correlation(target_corr[:, pick])), self.choice_)
+            refits.append(ScaleMap().fit_moments(*moments[:, pick]).to_st(pattern, sc_moments=target_moments))
         samples = np.stack(refits)[np.arange(n_samples) % len(refits)]
         r = self.expected_pcc(sc_target)
         if r is None:

@@ -21,7 +21,11 @@ GAMMA_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 def gene_kernel(a: np.ndarray, b: np.ndarray, *, kernel: str, gamma: float) -> np.ndarray:
     """Kernel between genes (rows) given their z-scored, length-normalized vectors."""
-    corr = a @ b.T
+    return kernel_from_correlation(a @ b.T, kernel=kernel, gamma=gamma)
+
+
+def kernel_from_correlation(corr: np.ndarray, *, kernel: str, gamma: float) -> np.ndarray:
+    """The kernel as a function of gene-gene correlation (one product over cells serves every gamma)."""
     if kernel == "linear":
         return corr
     if kernel == "rbf":
@@ -68,14 +72,19 @@ class KernelRidgeImputer(Imputer):
             raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
 
     def _fit(self, sc_train, st_train, *, st_counts, sc_target) -> None:
-        self.x_train_ = gene_features(sc_train)
-        y = zscore(st_train).T
+        self.fit_features(gene_features(sc_train), zscore(st_train).T)
+
+    def fit_features(self, x_train: np.ndarray, y: np.ndarray, *, corr: np.ndarray | None = None) -> "KernelRidgeImputer":
+        """Fit from gene features (genes x cells, :func:`gene_features`) and z-scored ST maps
+        (genes x spots); ``corr`` (``x_train @ x_train.T``), when known, saves the product over cells."""
+        self.x_train_ = x_train
+        corr = x_train @ x_train.T if corr is None else corr
         kernel = self.params["kernel"]
         ridges = RIDGE_GRID if self.params["ridge"] is None else (self.params["ridge"],)
         gammas = (1.0,) if kernel == "linear" else (GAMMA_GRID if self.params["gamma"] is None else (self.params["gamma"],))
         best = None
         for gamma in gammas:
-            k = gene_kernel(self.x_train_, self.x_train_, kernel=kernel, gamma=gamma)
+            k = kernel_from_correlation(corr, kernel=kernel, gamma=gamma)
             loo = loo_predictions(k, y, ridges) if len(ridges) * len(gammas) > 1 else [y] * len(ridges)
             for ridge, pred in zip(ridges, loo):
                 score = mean_row_pcc(pred, y)
@@ -84,10 +93,14 @@ class KernelRidgeImputer(Imputer):
         _, self.ridge_, self.gamma_, k = best
         self.coef_ = np.linalg.solve(k + self.ridge_ * np.eye(len(k)), y)
         self.info_ = {"kernel": kernel, "ridge": self.ridge_, "gamma": self.gamma_ if kernel == "rbf" else None, "selected_by": "leave-one-gene-out on training genes"}
+        return self
 
     def _pattern(self, sc_target: np.ndarray) -> np.ndarray:
-        k = gene_kernel(gene_features(sc_target), self.x_train_, kernel=self.params["kernel"], gamma=self.gamma_)
-        return (k @ self.coef_).T
+        return self.pattern_from_correlation(gene_features(sc_target) @ self.x_train_.T)
+
+    def pattern_from_correlation(self, corr: np.ndarray) -> np.ndarray:
+        """Spots x targets from the targets' correlations with the training genes (targets x genes)."""
+        return (kernel_from_correlation(corr, kernel=self.params["kernel"], gamma=self.gamma_) @ self.coef_).T
 
     def _bootstrap_clone(self) -> "KernelRidgeImputer":
         return type(self)(kernel=self.params["kernel"], ridge=self.ridge_, gamma=self.gamma_)
