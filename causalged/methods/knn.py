@@ -34,9 +34,7 @@ def knn_weight_grid(sc_train: np.ndarray, st_train: np.ndarray, *, ks, n_pcs_gri
     out = {}
     for n_pcs in n_pcs_grid:
         n_comp = max(1, min(n_pcs, n_max))
-        sim, idx = top_cosine(spots[:, :n_comp], cells[:, :n_comp], k=k_max)
-        order = np.argsort(-sim, axis=1, kind="stable")
-        sim, idx = np.take_along_axis(sim, order, axis=1), np.take_along_axis(idx, order, axis=1)
+        sim, idx = top_cosine(spots[:, :n_comp], cells[:, :n_comp], k=k_max)  # most similar first
         for k in ks:
             kk = min(k, k_max)
             weights = np.clip(sim[:, :kk], 0.0, None)
@@ -47,19 +45,22 @@ def knn_weight_grid(sc_train: np.ndarray, st_train: np.ndarray, *, ks, n_pcs_gri
 
 
 def top_cosine(queries: np.ndarray, refs: np.ndarray, *, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """The k most cosine-similar reference rows for each query row: (similarities, indices)."""
+    """The k most cosine-similar reference rows for each query row, most similar first:
+    (similarities, indices). Blocks of queries keep memory at chunk x refs; torch's top-k
+    is several times faster than a NumPy partition over each block's rows."""
+    import torch
+
     def unit(x):
         norm = np.linalg.norm(x, axis=1, keepdims=True)
-        return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+        return torch.from_numpy((x / np.where(norm > 0, norm, 1.0)).astype(np.float32))
 
     q, r = unit(queries), unit(refs)
+    k = min(k, r.shape[0])
     sims = np.empty((len(q), k), dtype=np.float64)
     idx = np.empty((len(q), k), dtype=np.int64)
     for start in range(0, len(q), chunk):
-        block = q[start:start + chunk] @ r.T
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < r.shape[0] else np.tile(np.arange(r.shape[0]), (len(block), 1))
-        idx[start:start + chunk] = top
-        sims[start:start + chunk] = np.take_along_axis(block, top, axis=1)
+        top = torch.topk(q[start:start + chunk] @ r.T, k, dim=1)
+        sims[start:start + chunk], idx[start:start + chunk] = top.values.numpy(), top.indices.numpy()
     return sims, idx
 
 
