@@ -256,7 +256,7 @@ def knn_total_effects(sc_panel: np.ndarray, st_panel: np.ndarray, *, k: int = 50
     """
     from sklearn.decomposition import PCA
 
-    from causalged.methods.knn import top_cosine
+    from causalged.methods.knn import neighbour_weights, top_cosine
 
     sc_z, st_z = zscore(as_dense(sc_panel)), zscore(as_dense(st_panel))
     if len(st_z) > max_spots:
@@ -268,10 +268,7 @@ def knn_total_effects(sc_panel: np.ndarray, st_panel: np.ndarray, *, k: int = 50
 
     def generate(spots_z: np.ndarray) -> np.ndarray:
         sim, idx = top_cosine(pca.transform(spots_z), cells, k=k)
-        sim = np.clip(sim, 0.0, None)
-        sim[sim.sum(axis=1) == 0] = 1.0
-        sim /= sim.sum(axis=1, keepdims=True)
-        return np.einsum("sk,skg->sg", sim, sc_z[idx])
+        return np.einsum("sk,skg->sg", neighbour_weights(sim), sc_z[idx])
 
     base = generate(st_z).mean(axis=0)
 

@@ -82,16 +82,15 @@ class KnnRidgeBlendImputer(Imputer):
             return (0.0,), (self._grid("spatial_neighbours", SPATIAL_NEIGHBOURS_GRID)[0],)
         return self._grid("spatial_weight", SPATIAL_WEIGHT_GRID), self._grid("spatial_neighbours", SPATIAL_NEIGHBOURS_GRID)
 
-    def _candidate_views(self, sc_train, st_train, sc_target) -> tuple[dict, dict, dict]:
-        """z-scored candidate patterns of the targets (spots x targets): kNN per (n_pcs, k), ridge
-        per kernel, and the fitted ridge models (their strength and width are reused)."""
+    def _candidate_views(self, sc_train, st_train, sc_target) -> tuple[dict, dict]:
+        """z-scored candidate patterns of the targets (spots x targets): kNN per (n_pcs, k) and ridge per kernel."""
         weights = knn_weight_grid(sc_train, st_train, ks=self._grid("k", K_GRID), n_pcs_grid=self._grid("n_pcs", N_PCS_GRID), seed=self.params["seed"])
         knn = {key: zscore(np.asarray(w @ sc_target)) for key, w in weights.items()}
         x, maps = gene_features(sc_train), zscore(st_train).T  # shared by both kernels: one product over cells each
         corr, target_corr = x @ x.T, gene_features(sc_target) @ x.T
         models = {kernel: KernelRidgeImputer(kernel=kernel, ridge=self.params["ridge"], gamma=self.params["gamma"]).fit_features(x, maps, corr=corr)
                   for kernel in self._grid("ridge_kernel", KERNELS)}
-        return knn, {kernel: zscore(m.pattern_from_correlation(target_corr)) for kernel, m in models.items()}, models
+        return knn, {kernel: zscore(m.pattern_from_correlation(target_corr)) for kernel, m in models.items()}
 
     def _fit(self, sc_train, st_train, *, st_counts, sc_target) -> None:
         weights, neighbours = self._spatial_grid()
@@ -143,7 +142,7 @@ class KnnRidgeBlendImputer(Imputer):
                 continue
             cols = np.searchsorted(scored, inner)
             self.oof_moments_[:, cols] = ScaleMap().fit(sc_train[:, rest], st_train[:, rest]).moments(sc_train[:, inner])
-            knn, ridge, _ = self._candidate_views(sc_train[:, rest], renormalize_log(st_search[:, rest]), sc_train[:, inner])
+            knn, ridge = self._candidate_views(sc_train[:, rest], renormalize_log(st_search[:, rest]), sc_train[:, inner])
             for store, views in ((knn_oof, knn), (ridge_oof, ridge)):
                 for key, view in views.items():
                     store.setdefault(key, np.zeros((len(spots), len(scored))))[:, cols] = view
@@ -198,8 +197,13 @@ class KnnRidgeBlendImputer(Imputer):
         training genes (``exclude_self``: the targets are those genes, each estimated from the others)."""
         if self.oof_pcc_ is None:
             return None
-        sim = gene_features(as_dense(sc_target)) @ self.ridge_model_.x_train_[self.oof_genes_].T
+        return self._expected_from_correlation(gene_features(as_dense(sc_target)) @ self.ridge_model_.x_train_[self.oof_genes_].T,
+                                               k=k, exclude_self=exclude_self)
+
+    def _expected_from_correlation(self, sim: np.ndarray, *, k: int = 5, exclude_self: bool = False) -> np.ndarray:
+        """:meth:`expected_pcc` from the targets' correlations with the scored training genes."""
         if exclude_self:
+            sim = sim.copy()
             np.fill_diagonal(sim, -np.inf)
         return np.clip(similar_gene_average(sim, self.oof_pcc_, k=k), 0.0, 0.99)
 
@@ -210,10 +214,9 @@ class KnnRidgeBlendImputer(Imputer):
         A refit redraws the training genes with replacement and refits what depends on them
         cheaply (the ridge view and the ST scale, from gene-gene correlations and per-gene moments
         computed once) while keeping the kNN graph and the spatial graph of the full fit, so a
-        refit costs a small fraction of a fit. The residual SD of a
-        gene is its predicted ST SD times sqrt(1 - r^2), with r its expected PCC from similar
-        training genes' out-of-fold accuracy, times one factor calibrated on those out-of-fold
-        residuals. At most ``max_refits`` refits are made and reused across samples; the noise
+        refit costs a small fraction of a fit. The residual SD of a gene is its predicted ST SD
+        times sqrt(1 - r^2), with r its expected PCC from similar training genes' out-of-fold
+        accuracy, times one factor calibrated on those out-of-fold residuals. At most ``max_refits`` refits are made and reused across samples; the noise
         is fresh for every sample, so many samples (e.g. 40, for a 5-95 % interval) stay cheap.
         The noise is stratified (:func:`stratified_normal`), so the 5-95 % range read off a
         few samples is the calibrated interval, not a Monte-Carlo estimate that runs narrow.
@@ -224,7 +227,7 @@ class KnnRidgeBlendImputer(Imputer):
         rng = np.random.default_rng(seed)
         knn = zscore(np.asarray(self.weights_ @ sc_target))
         x, maps = self.ridge_model_.x_train_, zscore(st_train).T
-        corr, target_corr = x @ x.T, gene_features(sc_target) @ x.T
+        corr, target_corr = self.ridge_model_.corr_, gene_features(sc_target) @ x.T
         moments = np.stack([sc_train.mean(axis=0), sc_train.std(axis=0), st_train.mean(axis=0), st_train.std(axis=0)])
         target_moments = (sc_target.mean(axis=0), sc_target.std(axis=0))
         refits = []
@@ -235,10 +238,10 @@ class KnnRidgeBlendImputer(Imputer):
             pattern = self._combine(knn, zscore(ridge.pattern_from_correlation(target_corr[:, pick])), self.choice_)
             refits.append(ScaleMap().fit_moments(*moments[:, pick]).to_st(pattern, sc_moments=target_moments))
         samples = np.stack(refits)[np.arange(n_samples) % len(refits)]
-        r = self.expected_pcc(sc_target)
-        if r is None:
+        if self.oof_pcc_ is None:
             return samples.astype(np.float32)
-        _, sd = self.scale_.moments(sc_target)
+        r = self._expected_from_correlation(target_corr[:, self.oof_genes_])
+        _, sd = self.scale_.predict_moments(*target_moments)
         noise = stratified_normal(samples.shape, rng=np.random.default_rng(seed + 1)) * (self.noise_scale_ * sd * np.sqrt(1.0 - r**2))
         return np.clip(samples + noise, 0.0, None).astype(np.float32)
 

@@ -78,7 +78,7 @@ class KernelRidgeImputer(Imputer):
         """Fit from gene features (genes x cells, :func:`gene_features`) and z-scored ST maps
         (genes x spots); ``corr`` (``x_train @ x_train.T``), when known, saves the product over cells."""
         self.x_train_ = x_train
-        corr = x_train @ x_train.T if corr is None else corr
+        self.corr_ = corr = x_train @ x_train.T if corr is None else corr
         kernel = self.params["kernel"]
         ridges = RIDGE_GRID if self.params["ridge"] is None else (self.params["ridge"],)
         gammas = (1.0,) if kernel == "linear" else (GAMMA_GRID if self.params["gamma"] is None else (self.params["gamma"],))

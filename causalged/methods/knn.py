@@ -37,11 +37,17 @@ def knn_weight_grid(sc_train: np.ndarray, st_train: np.ndarray, *, ks, n_pcs_gri
         sim, idx = top_cosine(spots[:, :n_comp], cells[:, :n_comp], k=k_max)  # most similar first
         for k in ks:
             kk = min(k, k_max)
-            weights = np.clip(sim[:, :kk], 0.0, None)
-            weights[weights.sum(axis=1) == 0] = 1.0  # a spot with no positively similar cell: plain mean of its k cells
-            weights /= weights.sum(axis=1, keepdims=True)
+            weights = neighbour_weights(sim[:, :kk])
             out[(n_pcs, k)] = sp.csr_matrix((weights.ravel(), (np.repeat(rows, kk), idx[:, :kk].ravel())), shape=(spots.shape[0], cells.shape[0]))
     return out
+
+
+def neighbour_weights(sim: np.ndarray) -> np.ndarray:
+    """Rows of neighbour similarities -> weights that sum to 1: negative similarities count 0,
+    and a spot with no positively similar neighbour takes the plain mean of its neighbours."""
+    weights = np.clip(sim, 0.0, None)
+    weights[weights.sum(axis=1) == 0] = 1.0
+    return weights / weights.sum(axis=1, keepdims=True)
 
 
 def top_cosine(queries: np.ndarray, refs: np.ndarray, *, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
