@@ -151,15 +151,10 @@ def map_datasets(run, datasets: Sequence[str], *, jobs: int = 1) -> list:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+    from causalged.threads import set_threads
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=set_threads, initargs=(1,)) as pool:
         return list(pool.map(run, datasets))
-
-
-def _one_thread() -> None:
-    import torch
-
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
 
 
 def write_training_curves(results: list[dict], folder: Path, *, stem: str) -> dict[str, Path]:
