@@ -43,6 +43,7 @@ workflow {
         !params.skip_multiqc,
         pipeline_info,
         params.run_causality,
+        params.run_ablation,
     )
 
     onComplete:

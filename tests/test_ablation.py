@@ -104,7 +104,7 @@ def test_tiny_grid_on_the_demo_writes_page_csv_and_figures(tmp_path):
     assert f"**{mask_row.verdict}**" in text and "| demo (simulated) | causal attention is what beats SpaDiT (headline) |" in text
     for axis in ("mask", "inference"):
         assert (tmp_path / "figures" / f"ablations_{axis}.png").stat().st_size > 1000
-        assert "data:image/png;base64," in (tmp_path / "mqc" / "figures" / f"ablation_{axis}_mqc.html").read_text()
+        assert "data:image/png;base64," in (tmp_path / "mqc" / f"ablations_{axis}_mqc.html").read_text()
     mqc = (tmp_path / "mqc" / "ablations_mqc.tsv").read_text()
     assert "# id: 'causalged_ablation'" in mqc and f"demo (simulated) | mask\t" in mqc and mask_row.verdict in mqc
     bad = CliRunner().invoke(ablate, ["demo", "--axes", "colour"])
@@ -115,7 +115,7 @@ def test_finished_folds_are_kept_and_a_time_limited_run_says_how_far_it_got(tmp_
     out = tmp_path / "ablations.md"
     args = ["demo", "--output", str(out), "--seeds", "0", "--n-folds", "2", "--axes", "inference", "--model-epochs", "3", "--n-samples", "1"]
     assert CliRunner().invoke(ablate, args, catch_exceptions=False).exit_code == 0
-    parts = tmp_path / ".ablations.parts"
+    parts = tmp_path / "ablations.parts"
     kept = sorted(p.name for p in parts.glob("*.csv"))
     assert kept == ["demo (simulated)_seed0_fold0.csv", "demo (simulated)_seed0_fold1.csv"]
     first = pd.read_csv(out.with_suffix(".csv"))

@@ -41,6 +41,7 @@ WIRING = {
     "CAUSALGED_QC": {"sc": "sample:sc", "st": "sample:st"},
     "CAUSALGED_NORMALIZE": {"sc": ("CAUSALGED_QC", "h5ad", 0), "st": ("CAUSALGED_QC", "h5ad", 1)},
     "CAUSALGED_CAUSALITY": {"sc": ("CAUSALGED_NORMALIZE", "h5ad", 0), "st": ("CAUSALGED_NORMALIZE", "h5ad", 1)},
+    "CAUSALGED_ABLATE": {"sc": "sample:sc", "st": "sample:st"},
     HVG: {"sc": ("CAUSALGED_NORMALIZE", "h5ad", 0), "st": ("CAUSALGED_NORMALIZE", "h5ad", 1), "genes": "sample:genes"},
     "CAUSALGED_CROSSVALIDATE": {"sc": (HVG, "h5ad", 0), "st": (HVG, "h5ad", 1), "split": (HVG, "split", 0)},
     "CAUSALGED_EVALUATE": {"sc": (HVG, "h5ad", 0), "st": (HVG, "h5ad", 1), "split": (HVG, "split", 0),

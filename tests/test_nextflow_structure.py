@@ -24,7 +24,7 @@ REPO = nfsource.REPO
 PROCESSES = nfsource.processes()
 PROFILES = {"docker", "singularity", "apptainer", "podman", "conda", "test", "gpu", "slurm"}
 #: The model steps may run a diffusion model, so they carry the GPU capability label beside their size.
-GPU_CAPABLE = ["CAUSALGED_CROSSVALIDATE", "CAUSALGED_IMPUTE", "CAUSALGED_TRAIN"]
+GPU_CAPABLE = ["CAUSALGED_ABLATE", "CAUSALGED_CROSSVALIDATE", "CAUSALGED_IMPUTE", "CAUSALGED_TRAIN"]
 
 
 def _text(rel: str) -> str:

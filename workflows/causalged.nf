@@ -1,13 +1,15 @@
 //
 // CAUSALGED: preprocess every sample, then the production branch (train -> impute) and, unless
 // skipped, the evaluation branch (per-fold cross-validation -> evaluate), optionally the causal
-// analysis of the normalized panel (CAUSALGED_CAUSALITY), then one MultiQC report.
+// analysis of the normalized panel (CAUSALGED_CAUSALITY) and the ablation of the causalged model on
+// the raw pair (CAUSALGED_ABLATE), then one MultiQC report.
 //
 include { PREPROCESS } from '../subworkflows/local/preprocess'
 include { PRODUCTION } from '../subworkflows/local/production'
 include { EVALUATION } from '../subworkflows/local/evaluation'
 include { MULTIQC    } from '../modules/local/multiqc'
 include { CAUSALGED_CAUSALITY } from '../modules/local/causality'
+include { CAUSALGED_ABLATE    } from '../modules/local/ablate'
 
 workflow CAUSALGED {
     take:
@@ -19,6 +21,7 @@ workflow CAUSALGED {
     run_multiqc        // boolean: render the MultiQC report
     pipeline_info_dir  // string: where the collected software versions and missing folds are stored
     run_causality      // boolean: run the causal analysis after normalization
+    run_ablation       // boolean: run the paper's ablation grid of the causalged model on each sample
 
     main:
     PREPROCESS(ch_samples)
@@ -49,9 +52,17 @@ workflow CAUSALGED {
         ch_causality_mqc = CAUSALGED_CAUSALITY.out.mqc.mix(CAUSALGED_CAUSALITY.out.figures.flatten())
     }
 
+    ch_ablation_versions = channel.empty()
+    ch_ablation_mqc = channel.empty()
+    if (run_ablation) {
+        CAUSALGED_ABLATE(ch_samples.map { meta, sc, st, _genes -> [meta, sc, st] })
+        ch_ablation_versions = CAUSALGED_ABLATE.out.versions
+        ch_ablation_mqc = CAUSALGED_ABLATE.out.mqc.flatten()
+    }
+
     // One versions file for the run: identical per-task records collapse to one entry per process.
     ch_versions_yml = PREPROCESS.out.versions
-        .mix(PRODUCTION.out.versions, ch_eval_versions, ch_causality_versions)
+        .mix(PRODUCTION.out.versions, ch_eval_versions, ch_causality_versions, ch_ablation_versions)
         .map { versions -> versions.text.trim() }
         .mix(channel.of(workflowVersions()))
         .unique()
@@ -60,7 +71,7 @@ workflow CAUSALGED {
     ch_multiqc_report = channel.empty()
     if (run_multiqc) {
         ch_multiqc_files = PREPROCESS.out.mqc
-            .mix(PRODUCTION.out.mqc, ch_eval_mqc, ch_causality_mqc, ch_run_mqc, ch_versions_yml)
+            .mix(PRODUCTION.out.mqc, ch_eval_mqc, ch_causality_mqc, ch_ablation_mqc, ch_run_mqc, ch_versions_yml)
             .collect()
             .map { files -> [[id: 'causalged'], files] }
         MULTIQC(ch_multiqc_files, ch_multiqc_config)

@@ -92,9 +92,11 @@ def run_ablation(datasets: Sequence[str], *, seeds: Sequence[int] = (0, 1), n_fo
     same settings, so a killed or time-limited run continues where it stopped. No fold starts
     after ``deadline`` (seconds since the epoch).
     """
-    run = functools.partial(ablate_dataset, seeds=seeds, n_folds=n_folds, axes=axes, preset=preset, device=device, epochs=epochs,
+    run = functools.partial(ablate_seed, n_folds=n_folds, axes=axes, preset=preset, device=device, epochs=epochs,
                             n_samples=n_samples, parts=parts, deadline=deadline)
-    return pd.concat(map_datasets(run, datasets, jobs=jobs), ignore_index=True)
+    tasks = [(dataset, seed) for dataset in datasets for seed in seeds]  # (dataset, seed) tasks keep every worker busy
+    tables = [t for t in map_datasets(run, tasks, jobs=jobs) if not t.empty]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
 
 
 def settings_for(axes: Sequence[str] | None) -> list[Setting]:
@@ -102,31 +104,29 @@ def settings_for(axes: Sequence[str] | None) -> list[Setting]:
     return [s for s in grid() if s.default or axes is None or s.axis in axes]
 
 
-def ablate_dataset(dataset: str, *, seeds: Sequence[int], n_folds: int, axes: Sequence[str] | None, preset: str, device: str,
-                   epochs: int | None, n_samples: int, parts: Path | None = None, deadline: float | None = None) -> pd.DataFrame:
-    """The grid on one dataset, seed by seed and fold by fold (a progress bar per dataset)."""
+def ablate_seed(task: tuple[str, int], *, n_folds: int, axes: Sequence[str] | None, preset: str, device: str,
+                epochs: int | None, n_samples: int, parts: Path | None = None, deadline: float | None = None) -> pd.DataFrame:
+    """The grid on one (dataset, seed), fold by fold (a progress bar per task)."""
     from tqdm.auto import tqdm
 
+    dataset, seed = task
     settings = settings_for(axes)
+    name, sc_data, st_data, split = prepare(dataset, seed=seed, n_folds=n_folds)
     tables = []
-    with tqdm(total=len(seeds) * n_folds, desc=f"ablation {Path(dataset).name}", unit="fold") as bar:
-        for seed in seeds:
-            name, sc_data, st_data, split = prepare(dataset, seed=seed, n_folds=n_folds)
-            for fold in range(split["n_folds"]):
-                part = parts / f"{name}_seed{seed}_fold{fold}.csv" if parts else None
-                if part is not None and part.exists():
-                    tables.append(pd.read_csv(part))
-                elif deadline is not None and time.time() > deadline:
-                    log.warning("ablation %s: time limit reached before seed %d fold %d; rerun to continue", name, seed, fold)
-                    return pd.concat(tables or [pd.DataFrame(columns=COLUMNS)], ignore_index=True)
-                else:
-                    table = ablate_fold(settings, fold_inputs(sc_data, st_data, split, fold), dataset=name, seed=seed, fold=fold,
-                                        preset=preset, device=device, epochs=epochs, n_samples=n_samples)
-                    if part is not None:
-                        write_csv_atomic(table, part, index=False)
-                    tables.append(table)
-                bar.update(1)
-    return pd.concat(tables, ignore_index=True)
+    for fold in tqdm(range(split["n_folds"]), desc=f"ablation {name} seed {seed}", unit="fold"):
+        part = parts / f"{name}_seed{seed}_fold{fold}.csv" if parts else None
+        if part is not None and part.exists():
+            tables.append(pd.read_csv(part))
+        elif deadline is not None and time.time() > deadline:
+            log.warning("ablation %s: time limit reached before seed %d fold %d; rerun to continue", name, seed, fold)
+            break
+        else:
+            table = ablate_fold(settings, fold_inputs(sc_data, st_data, split, fold), dataset=name, seed=seed, fold=fold,
+                                preset=preset, device=device, epochs=epochs, n_samples=n_samples)
+            if part is not None:
+                write_csv_atomic(table, part, index=False)
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
 
 
 COLUMNS = ["dataset", "seed", "fold", "axis", "setting", "gene", "pcc", "ssim", "seconds", "epochs_run", "shared_fit"]
@@ -275,19 +275,23 @@ def write_figures(table: pd.DataFrame, folder: Path, *, stem: str) -> dict[str, 
     return {axis: report.save_figure(fig, Path(folder) / f"{stem}_{axis}.png") for axis, fig in axis_figures(table).items()}
 
 
-def write_mqc(table: pd.DataFrame, folder: Path) -> list[Path]:
-    """MultiQC content for ``causalged report --outdir <folder>``: the verdicts and one section per axis."""
+def write_mqc(table: pd.DataFrame, folder: Path, *, prefix: str = "ablations") -> list[Path]:
+    """MultiQC content: ``<prefix>_mqc.tsv`` (verdicts) and one figure section per axis.
+
+    The verdict rows are keyed by dataset and claim, so every sample's table joins one
+    ``causalged_ablation`` section; figure sections carry the prefix, one per sample and axis.
+    """
     folder = Path(folder)
     claims = verdicts(table)
     rows = claims.assign(Sample=[f"{r.dataset} | {r.claim}" for r in claims.itertuples()])[["Sample", "statement", "difference", "se", "units", "verdict"]]
     paths = [report.write_mqc_table(
-        rows, folder / "ablations_mqc.tsv", section_id="causalged_ablation", section_name="Ablations: the paper's claims, measured",
+        rows, folder / f"{prefix}_mqc.tsv", section_id="causalged_ablation", section_name="Ablations: the paper's claims, measured",
         description="Held-out protocol, normalized truth; one axis at a time from the faithful causalged default. Difference: mean over "
         "paired (seed, fold) units of the claimed-better setting minus the other (sampler: largest relative change); verdict by the 95 % t interval over units.",
         headers={"difference": {"format": "{:,.4f}"}, "se": {"title": "SE over units", "format": "{:,.4f}"}})]
-    for rank, (axis, fig) in enumerate(axis_figures(table).items(), start=1):
-        paths += report.write_mqc_figure(fig, folder / "figures" / f"ablation_{axis}.png", section_id=f"causalged_ablation{rank}_{axis}",
-                                         section_name=f"Ablation: {axis}", description="Mean held-out PCC per setting; error bars: SD over units.")
+    for axis, fig in axis_figures(table).items():
+        paths += report.write_mqc_figure(fig, folder / f"{prefix}_{axis}.png", section_id=f"causalged_ablation_{axis}_{report.slug(prefix)}",
+                                         section_name=f"Ablation: {axis} ({prefix})", description="Mean held-out PCC per setting; error bars: SD over units.")
     return paths
 
 
@@ -335,14 +339,14 @@ def render(table: pd.DataFrame, *, command: str, seeds: Sequence[int], n_folds: 
 
 
 def parts_folder(output: Path, config: dict) -> Path:
-    """Where finished folds are kept (``.<stem>.parts`` beside the page), checked against ``config``.
+    """Where finished folds are kept (``<stem>.parts`` beside the page, small enough to commit with it), checked against ``config``.
 
     Folds made under other settings are never mixed in: the folder records its settings, and a
     run with different ones stops with an error that says what differs and how to go on.
     """
     import json
 
-    folder = output.parent / f".{output.stem}.parts"
+    folder = output.parent / f"{output.stem}.parts"
     recorded = folder / "settings.json"
     if recorded.exists():
         before = json.loads(recorded.read_text())
@@ -385,7 +389,7 @@ def ablate(datasets: Sequence[str], *, output: Path, seeds: Sequence[int] = (0, 
 
     ``time_limit`` (minutes): no fold starts after it; the page then says how far the grid got,
     and the same command continues it. ``time_limit=0`` writes the page from the kept folds only.
-    ``mqc_dir``: also write the verdicts and figures there as MultiQC content.
+    ``mqc_dir``: also write the verdicts and figures there as MultiQC content, named after the page.
     """
     started = time.perf_counter()
     output = Path(output)
@@ -403,5 +407,5 @@ def ablate(datasets: Sequence[str], *, output: Path, seeds: Sequence[int] = (0, 
                   figures={k: v.relative_to(output.parent).as_posix() for k, v in figures.items()},
                   finished=coverage(table, datasets), parts=parts)
     if mqc_dir is not None:
-        write_mqc(table, mqc_dir)
+        write_mqc(table, mqc_dir, prefix=output.stem)
     return write_text_atomic(text, output)

@@ -144,17 +144,17 @@ def run_benchmark(datasets: Sequence[str], *, output: Path, seeds: Sequence[int]
     return write_text_atomic(text, output)
 
 
-def map_datasets(run, datasets: Sequence[str], *, jobs: int = 1) -> list:
-    """``[run(d) for d in datasets]``, with ``jobs`` > 1 datasets at once in spawned one-thread processes."""
-    if jobs <= 1 or len(datasets) <= 1:
-        return [run(d) for d in datasets]
+def map_datasets(run, tasks: Sequence, *, jobs: int = 1) -> list:
+    """``[run(t) for t in tasks]`` (a task: a dataset, or a (dataset, seed)), ``jobs`` > 1 at once in spawned one-thread processes."""
+    if jobs <= 1 or len(tasks) <= 1:
+        return [run(t) for t in tasks]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from causalged.threads import set_threads
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=set_threads, initargs=(1,)) as pool:
-        return list(pool.map(run, datasets))
+        return list(pool.map(run, tasks))
 
 
 def write_training_curves(results: list[dict], folder: Path, *, stem: str) -> dict[str, Path]:
