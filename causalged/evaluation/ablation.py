@@ -243,7 +243,9 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
                                                               ssim_gene_sd=("ssim", "std"), genes=("gene", "nunique"))
     seeds = per_unit.groupby(["dataset", "axis", "setting"]).agg(pcc_unit_sd=("pcc", "std"), ssim_unit_sd=("ssim", "std"), seeds=("seed", "nunique"))
     seconds = table.drop_duplicates(["dataset", "seed", "fold", "setting"]).groupby(["dataset", "axis", "setting"])["seconds"].mean()
-    return genes.join(seeds).join(seconds.rename("seconds_per_fold")).reset_index()
+    summary = genes.join(seeds).join(seconds.rename("seconds_per_fold")).reset_index()
+    position = {s.label: i for i, s in enumerate(grid())}  # grid order: T, T/2, T/3, T/4, T/20, not alphabetical
+    return summary.sort_values(["dataset", "setting"], key=lambda c: c.map(position) if c.name == "setting" else c, ignore_index=True)
 
 
 def axis_figures(table: pd.DataFrame) -> dict[str, Any]:
@@ -257,6 +259,8 @@ def axis_figures(table: pd.DataFrame) -> dict[str, Any]:
     for axis in [a for a in summary.axis.unique() if a != "default"]:
         rows = pd.concat([default.assign(setting=DEFAULT_LABELS.get(axis, "faithful default") + " (default)"), summary[summary.axis == axis]])
         datasets, labels = list(rows.dataset.unique()), list(dict.fromkeys(rows.setting))
+        if axis in ("ar_decay", "depth"):  # a trend axis: the default bar in its place on the scale
+            labels.sort(key=lambda label: float(label.split()[1]))
         fig, ax = plt.subplots(figsize=(3.6 + 1.4 * len(datasets) * len(labels) / 3, 3.2))
         width = 0.8 / len(labels)
         for j, label in enumerate(labels):
