@@ -14,7 +14,7 @@ The log-log slope of time against cells x spots is fitted per step over the rung
 cells upward that share one gene count (so only the size moves). No GPU is used (CPU route).
 
 Usage: nice -n 10 python benchmarks/scale.py [--output docs/benchmarks-scale.md] [--time-limit 200]
-       [--memory-limit-gb 10] [--rungs demo,r1,...] [--workdir DIR] [--skip-runs]
+       [--memory-limit-gb 10] [--rungs demo,r1,...] [--workdir DIR] [--skip-runs] [--render-only DIR/results.json]
 Set PYTHONPATH to a snapshot of the code (``git archive HEAD``) to measure a commit while the
 checkout changes; the page records the commit it measured.
 """
@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Share of non-zero reference entries in the size-option pairs of `causalged simulate` (measured on r2: 0.21).
+REFERENCE_DENSITY = 0.21
 OSMFISH = ROOT.parent / "shared" / "data" / "osmfish_ssp_cortex"
 
 
@@ -194,9 +196,9 @@ def render(rungs: list[Rung], results: dict, runs: dict, *, time_limit: float, m
         f"with {os.cpu_count()} CPU cores, Python {platform.python_version()}, no GPU (the CPU route; GPU memory is therefore not "
         f"reported). Every step runs as its own process under a limit of **{time_limit:.0f} s wall time and "
         f"{memory_limit / 2**30:.0f} GB resident memory**; a step stopped by it says so, and the rest of its rung is not run. "
-        "The machine was shared with other work (another engineer's jobs), so times are upper bounds.",
+        "The machine may have been shared with other work (tests, other benchmarks), so times are upper bounds.",
         "",
-        "The data are `causalged simulate` pairs with the size options (sparse counts, about 21 % of reference entries non-zero); "
+        f"The data are `causalged simulate` pairs with the size options (sparse counts, about {REFERENCE_DENSITY:.0%} of reference entries non-zero); "
         "the route is `causalged run --skip-evaluation` with the default method, step by step, plus one cross-validation fold "
         "of the default method (the evaluation costs `--n-folds` of them, which `--workers` / Nextflow run in parallel).",
         "",
@@ -234,6 +236,16 @@ def render(rungs: list[Rung], results: dict, runs: dict, *, time_limit: float, m
     return "\n".join(lines) + "\n"
 
 
+def _atlas_size_note() -> str:
+    """Why the atlas rung cannot fit here: its reference alone, at the simulator's density, and the default's dense panel."""
+    atlas = RUNGS["atlas"]
+    csr = atlas.n_cells * atlas.n_genes * REFERENCE_DENSITY * 8 / 2**30  # float32 value + int32 column index per non-zero
+    panel = atlas.n_cells * round(atlas.panel_fraction * atlas.n_genes) * 4 / 2**30  # the default's fit densifies the panel genes
+    return (f"at {REFERENCE_DENSITY:.0%} non-zero its reference alone is {csr:.0f} GB as CSR, and the default method's fit holds the "
+            f"cells x panel-genes matrix dense ({panel:.0f} GB float32): both over the 16 GB target, so it needs a sparse or "
+            f"metacell-pooled fit (not built)")
+
+
 def _target_rows(results: dict, runs: dict, slopes: dict, *, time_limit: float) -> list[str]:
     rows = []
     route = ("qc", "normalize", "hvg", "train", "impute")
@@ -244,7 +256,7 @@ def _target_rows(results: dict, runs: dict, slopes: dict, *, time_limit: float) 
         stopped = next((f"{s}: {atlas[s]['status']}" for s in ("simulate", *route) if atlas[s]["status"] != "ok"), "")
         total = sum(atlas[s]["seconds"] for s in route) / 60 if done else math.nan
         verdict = ("met" if total < 60 and peak < 16 * 2**30 else f"missed: {total:.0f} min, {peak / 2**30:.1f} GB") if done else \
-            f"missed: not reached on this machine ({stopped})"
+            f"missed: not reached on this machine ({stopped}); {_atlas_size_note()}"
         rows.append(f"| 10^6 cells x 10^5 spots x 5,000-gene panel, default route without evaluation: < 16 GB and < 60 min | "
                     f"{'%.0f min, %.1f GB' % (total, peak / 2**30) if done else stopped} | {verdict} |")
     finite = [b for b in slopes.values() if np.isfinite(b)]
@@ -279,6 +291,8 @@ def main() -> None:
     parser.add_argument("--memory-limit-gb", type=float, default=10.0)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--skip-runs", action="store_true", help="Only the ladder, not the two whole runs.")
+    parser.add_argument("--render-only", type=Path, default=None, metavar="RESULTS_JSON",
+                        help="Rewrite the page from an earlier run's results.json (its work folder) without measuring.")
     parser.add_argument("--osmfish", type=Path, default=OSMFISH, help="The osmFISH pair's folder (pass it when running a code snapshot elsewhere).")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="causalged-scale-"))
@@ -288,6 +302,14 @@ def main() -> None:
     commit = os.environ.get("CAUSALGED_SCALE_COMMIT", commit)
     started = time.strftime("%Y-%m-%d %H:%M")
     rungs = [RUNGS[name] for name in args.rungs.split(",")]
+    if args.render_only:
+        kept = json.loads(args.render_only.read_text())
+        started = kept.get("started", started)
+        commit = kept.get("commit", commit)
+        args.output.write_text(render(rungs, kept["results"], kept["runs"], time_limit=args.time_limit, memory_limit=memory_limit,
+                                      commit=commit, started=started))
+        print(f"wrote {args.output} from {args.render_only}")
+        return
     results = {r.name: measure_rung(r, workdir, env=env, time_limit=args.time_limit, memory_limit=memory_limit) for r in rungs}
     runs = {}
     if not args.skip_runs:
@@ -299,7 +321,7 @@ def main() -> None:
             osm.write_text(f"sample,sc,st\nosmfish,{args.osmfish / 'sc.h5ad'},{args.osmfish / 'st.h5ad'}\n")
             runs["osmfish"] = measure_run("osmfish", ["--input", str(osm), "--workers", "2"], workdir, env=env,
                                           time_limit=900, memory_limit=memory_limit)
-    (workdir / "results.json").write_text(json.dumps({"results": results, "runs": runs}, indent=1, default=float))
+    (workdir / "results.json").write_text(json.dumps({"results": results, "runs": runs, "commit": commit, "started": started}, indent=1, default=float))
     args.output.write_text(render(rungs, results, runs, time_limit=args.time_limit, memory_limit=memory_limit, commit=commit, started=started))
     print(f"wrote {args.output} (work folder {workdir})")
 
