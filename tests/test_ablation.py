@@ -66,6 +66,13 @@ def _table(diffs_by_seed: dict[str, list[float]], base: float = 0.3) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def test_settings_are_listed_in_grid_order_not_alphabetically():
+    from causalged.evaluation.ablation import summary_table
+
+    table = _table({label: [0.0] for label in ("DDPM T/20", "DDPM T/4", "DDPM T", "faithful default", "DDPM T/2", "DDPM T/3")})
+    assert list(summary_table(table).setting) == ["faithful default", "DDPM T", "DDPM T/2", "DDPM T/3", "DDPM T/4", "DDPM T/20"]
+
+
 def test_verdicts_follow_the_sign_beyond_the_seed_spread():
     table = _table({"faithful default": [0.0, 0.0, 0.0], "decoder trained jointly": [0.05, 0.06, 0.04], "deterministic encoder": [-0.05, -0.04, -0.06],
                     "no causal mask (SpaDiT design)": [0.01, -0.01, 0.0]})

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from causalged.errors import InputError
-from causalged.evaluation.benchmark import dataset_name, map_datasets, prepare
+from causalged.evaluation.benchmark import dataset_name, map_tasks, prepare
 from causalged.evaluation.crossval import fit_predict, fold_inputs, method_params
 from causalged.evaluation.metrics import pcc, ssim
 from causalged import report
@@ -95,7 +95,7 @@ def run_ablation(datasets: Sequence[str], *, seeds: Sequence[int] = (0, 1), n_fo
     run = functools.partial(ablate_seed, n_folds=n_folds, axes=axes, preset=preset, device=device, epochs=epochs,
                             n_samples=n_samples, parts=parts, deadline=deadline)
     tasks = [(dataset, seed) for dataset in datasets for seed in seeds]  # (dataset, seed) tasks keep every worker busy
-    tables = [t for t in map_datasets(run, tasks, jobs=jobs) if not t.empty]
+    tables = [t for t in map_tasks(run, tasks, jobs=jobs) if not t.empty]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
 
 

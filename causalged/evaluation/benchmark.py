@@ -131,7 +131,7 @@ def run_benchmark(datasets: Sequence[str], *, output: Path, seeds: Sequence[int]
     """
     methods = list(methods or METHODS)
     started = time.perf_counter()
-    results = map_datasets(functools.partial(run_dataset, seeds=seeds, methods=methods, slow_seeds=slow_seeds, n_folds=n_folds,
+    results = map_tasks(functools.partial(run_dataset, seeds=seeds, methods=methods, slow_seeds=slow_seeds, n_folds=n_folds,
                                              n_samples=n_samples, preset=preset, device=device, overrides=overrides,
                                              model_seeds=model_seeds), datasets, jobs=jobs)
     output = Path(output)
@@ -144,7 +144,7 @@ def run_benchmark(datasets: Sequence[str], *, output: Path, seeds: Sequence[int]
     return write_text_atomic(text, output)
 
 
-def map_datasets(run, tasks: Sequence, *, jobs: int = 1) -> list:
+def map_tasks(run, tasks: Sequence, *, jobs: int = 1) -> list:
     """``[run(t) for t in tasks]`` (a task: a dataset, or a (dataset, seed)), ``jobs`` > 1 at once in spawned one-thread processes."""
     if jobs <= 1 or len(tasks) <= 1:
         return [run(t) for t in tasks]
