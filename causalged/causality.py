@@ -51,7 +51,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from causalged.errors import InputError
-from causalged.methods.base import as_dense, zscore
+from causalged.arrays import as_dense, zscore
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from causalged.methods import get_imputer
-from causalged.methods.base import zscore
+from causalged.arrays import zscore
 from causalged.methods.blend import _blend_pcc, _covariances
 from causalged.methods.spatial import neighbour_graph
 

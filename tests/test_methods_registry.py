@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from causalged.methods import DEFAULT_METHOD, METHODS, get_imputer
-from causalged.methods.base import ScaleMap, renormalize_log
+from causalged.arrays import renormalize_log
+from causalged.methods.base import ScaleMap
 from causalged.methods.kernel_ridge import gene_kernel, gene_features, loo_predictions
 
 FAST = ["knn", "kernel_ridge", "kernel_ridge_rbf", "spot_depth", "mean_map", "knn_ridge_blend", "tangram"]

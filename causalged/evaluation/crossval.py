@@ -20,10 +20,11 @@ from typing import Any, Sequence
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from causalged.io import to_jsonable
 from causalged.methods import DEFAULT_METHOD, MODEL_METHODS, get_imputer
-from causalged.methods.base import as_dense, renormalize_log
+from causalged.arrays import as_dense, renormalize_log
 from causalged.preprocess import normalize_counts
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,11 @@ INTERVAL_SUFFIXES = ("_q05", "_q95")
 
 
 def fold_inputs(sc_data: ad.AnnData, st_data: ad.AnnData, split: dict[str, Any], fold: int) -> dict[str, Any]:
-    """The arrays one fold uses; the held-out genes' ST values appear only in the truth entries."""
+    """The arrays one fold uses; the held-out genes' ST values appear only in the truth entries.
+
+    The reference entries (``sc_train``, ``sc_heldout``) stay sparse when the reference is: a
+    method densifies them only after pooling a large reference into metacells (methods/base.py).
+    """
     n_folds = len(split["folds"])
     if not 0 <= fold < n_folds:
         raise ValueError(f"fold {fold} does not exist: the split has folds 0..{n_folds - 1}")
@@ -62,14 +67,20 @@ def fold_inputs(sc_data: ad.AnnData, st_data: ad.AnnData, split: dict[str, Any],
     return {
         "train_genes": train,
         "heldout_genes": heldout,
-        "sc_train": as_dense(sc_data[:, train].X),
-        "sc_heldout": as_dense(sc_data[:, heldout].X),
+        "sc_train": _reference_columns(sc_data, train),
+        "sc_heldout": _reference_columns(sc_data, heldout),
         "st_train": st_train,
         "st_counts_train": st_counts_train,
         "st_coords": np.asarray(st_data.obsm["spatial"], dtype=float) if "spatial" in st_data.obsm else None,
         "truth": as_dense(st_data[:, heldout].X),
         "truth_counts": truth_counts,
     }
+
+
+def _reference_columns(sc_data: ad.AnnData, genes: list[str]):
+    """Cells x ``genes`` of the reference: CSR float32 if it is sparse, else dense float64."""
+    matrix = sc_data[:, genes].X
+    return sp.csr_matrix(matrix, dtype=np.float32) if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64)
 
 
 def method_params(name: str, *, seed: int, preset: str = "cpu", device: str = "auto", overrides: dict | None = None) -> dict[str, Any]:

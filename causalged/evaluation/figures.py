@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from causalged.evaluation.metrics import METRICS
-from causalged.methods.base import as_dense
+from causalged.arrays import as_dense
 
 LABELS = {"pcc": "PCC (higher better)", "ssim": "SSIM (higher better)", "rmse": "RMSE (lower better)", "js": "JS (lower better)"}
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from causalged.evaluation.crossval import noise_control, paper_inpainting
 from causalged.evaluation.metrics import METRICS, accuracy_score, score_genes
-from causalged.methods.base import as_dense
+from causalged.arrays import as_dense
 
 NOISE_CONTROL = "noise_control"
 

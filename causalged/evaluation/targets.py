@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from causalged import report
 from causalged.evaluation import figures
 from causalged.evaluation.metrics import pcc
-from causalged.methods.base import as_dense
+from causalged.arrays import as_dense
 
 
 def simulated_truth(st_data: ad.AnnData, genes: list[str]) -> pd.DataFrame | None:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from causalged.evaluation.crossval import INTERVAL_SUFFIXES
-from causalged.methods.base import as_dense, similar_gene_average
+from causalged.arrays import as_dense, similar_gene_average
 from causalged.methods.kernel_ridge import gene_features
 
 NOMINAL_COVERAGE = 0.90

@@ -1,4 +1,4 @@
-"""The common Imputer interface and the helpers every method shares.
+"""The common Imputer interface: fit on training genes, predict targets, place them on the ST scale.
 
 Array conventions (contract): ``sc_*`` are cells x genes, ``st_*`` spots x genes, both
 log-normalized; predictions are spots x target genes on the ST log-normalized scale.
@@ -10,47 +10,36 @@ per-gene pattern into ST values with the mean and spread the gene is expected to
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
+
+from causalged.arrays import as_dense, zscore
+from causalged.errors import InputError
+from causalged.metacells import metacell_groups, pooling_matrix
+
+#: Reference cells a method fits on as they are. Above it the reference is pooled into this many
+#: metacells (:mod:`causalged.metacells`) before anything is densified, so a fit's memory and time
+#: stop growing with the atlas: 10^6 cells x 5,000 panel genes would be 40 GB dense; 5 x 10^4
+#: metacells are 2 GB. The environment variable :data:`FIT_CELLS_VARIABLE` changes it.
+MAX_FIT_CELLS = 50_000
+FIT_CELLS_VARIABLE = "CAUSALGED_MAX_FIT_CELLS"
 
 
-def as_dense(matrix) -> np.ndarray:
-    """Dense float64 copy of a dense or sparse matrix."""
-    if sp.issparse(matrix):
-        matrix = matrix.toarray()
-    return np.asarray(matrix, dtype=np.float64)
-
-
-def zscore(x: np.ndarray, *, axis: int = 0) -> np.ndarray:
-    """z-score along ``axis``; a constant vector becomes all zeros instead of NaN."""
-    mean = x.mean(axis=axis, keepdims=True)
-    sd = x.std(axis=axis, keepdims=True)
-    return (x - mean) / np.where(sd > 0, sd, 1.0)
-
-
-def renormalize_log(st_log: np.ndarray) -> np.ndarray:
-    """Re-normalize log1p-normalized values over a subset of genes, as if from raw counts.
-
-    ``expm1`` of normalized data is each spot's counts times a per-spot factor; dividing by the
-    row sum over the subset removes that factor, so the library size again counts only these
-    genes (method.md section 4). Used for inner folds, where raw counts are not passed in.
-    """
-    counts = np.expm1(np.clip(st_log, 0, None))
-    totals = counts.sum(axis=1, keepdims=True)
-    positive = totals[totals > 0]
-    target = float(np.median(positive)) if positive.size else 1.0
-    return np.log1p(counts / np.where(totals > 0, totals, 1.0) * target)
-
-
-def similar_gene_average(similarity: np.ndarray, values: np.ndarray, *, k: int = 5) -> np.ndarray:
-    """Per row gene: the similarity-weighted mean of ``values`` over its k most similar
-    reference genes (columns of ``similarity``); dissimilar genes get a negligible weight.
-    Used to estimate how well a gene will be predicted from how well its look-alikes were."""
-    top = np.argsort(-similarity, axis=1)[:, : min(k, similarity.shape[1])]
-    weights = np.clip(np.take_along_axis(similarity, top, axis=1), 1e-6, None)
-    return np.sum(weights * np.asarray(values)[top], axis=1) / weights.sum(axis=1)
+def max_fit_cells() -> int:
+    """The metacell limit in force (:data:`MAX_FIT_CELLS`, or :data:`FIT_CELLS_VARIABLE`)."""
+    raw = os.environ.get(FIT_CELLS_VARIABLE)
+    if raw is None:
+        return MAX_FIT_CELLS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise InputError(None, f"{FIT_CELLS_VARIABLE}={raw!r} is not a whole number of at least 2",
+                         f"set it to the most reference cells a fit may use unpooled (default {MAX_FIT_CELLS}), or unset it")
+    return value
 
 
 class ScaleMap:
@@ -120,6 +109,9 @@ class Imputer:
     name = "base"
     #: whether ``fit`` needs the raw ST counts of the training genes (``st_counts=``).
     needs_counts = False
+    #: whether a reference above :func:`max_fit_cells` is pooled into metacells before the fit
+    #: (the diffusion models pool to their own, smaller, width).
+    pools_reference = True
 
     def __init__(self, **params: Any):
         self.params = params
@@ -129,7 +121,8 @@ class Imputer:
         """Learn from the training genes. ``sc_target`` (cells x targets) lets a transductive
         method see the genes it will predict (only their scRNA-seq vectors, never ST values);
         ``st_coords`` (spots x 2) lets a method borrow from spatial neighbours."""
-        sc_train, st_train = as_dense(sc_train), as_dense(st_train)
+        self.cell_pool_ = self._cell_pool(sc_train)
+        sc_train, st_train = self.reference(sc_train), as_dense(st_train)
         if sc_train.shape[1] != st_train.shape[1]:
             raise ValueError(f"sc_train has {sc_train.shape[1]} genes but st_train has {st_train.shape[1]}")
         if sc_train.shape[1] < 2:
@@ -141,16 +134,32 @@ class Imputer:
         self.st_coords_ = None if st_coords is None else np.asarray(st_coords, dtype=float)
         self._fit_args = (sc_train, st_train, None if st_counts is None else as_dense(st_counts))
         self.scale_ = ScaleMap().fit(sc_train, st_train)
-        self._fit(sc_train, st_train, st_counts=self._fit_args[2], sc_target=None if sc_target is None else as_dense(sc_target))
+        self._fit(sc_train, st_train, st_counts=self._fit_args[2], sc_target=None if sc_target is None else self.reference(sc_target))
+        if self.pooling_:
+            self.info_["reference_pooled"] = self.pooling_
         return self
 
+    def _cell_pool(self, sc_train):
+        """The (metacells, cells) averaging matrix above the size limit, else None; recorded in ``pooling_``."""
+        limit, n_cells = max_fit_cells(), sc_train.shape[0]
+        groups = metacell_groups(sc_train, limit, seed=int(self.params.get("seed") or 0)) if self.pools_reference else None
+        self.pooling_ = None if groups is None else {"cells": int(n_cells), "metacells": int(limit), "limit_variable": FIT_CELLS_VARIABLE}
+        return None if groups is None else pooling_matrix(groups, limit)
+
+    def reference(self, sc) -> np.ndarray:
+        """Cells x genes as the fit sees them: pooled into the fit's metacells above the size
+        limit (sparse input stays sparse until then), dense float64. Every ``sc_target`` goes through it."""
+        pool = getattr(self, "cell_pool_", None)
+        return as_dense(sc if pool is None else pool @ sc)
+
     def predict(self, sc_target) -> np.ndarray:
-        sc_target = as_dense(sc_target)
+        sc_target = self.reference(sc_target)
         return self.scale_.to_st(self._pattern(sc_target), sc_target).astype(np.float32)
 
     def predict_samples(self, sc_target, *, n_samples: int = 8, seed: int = 0) -> np.ndarray:
         """Bootstrap over training genes: n_samples x spots x targets."""
-        sc_train, st_train, st_counts = self._fit_args
+        sc_train, st_train, st_counts = self._fit_args  # the reference as the fit saw it (pooled above the limit)
+        sc_target = self.reference(sc_target)
         rng = np.random.default_rng(seed)
         n_genes = sc_train.shape[1]
         out = []

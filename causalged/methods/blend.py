@@ -29,7 +29,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from causalged.methods.base import Imputer, ScaleMap, as_dense, renormalize_log, similar_gene_average, zscore
+from causalged.arrays import renormalize_log, similar_gene_average, zscore
+from causalged.methods.base import Imputer, ScaleMap
 from causalged.methods.kernel_ridge import KernelRidgeImputer, gene_features
 from causalged.methods.knn import knn_weight_grid
 from causalged.methods.spatial import neighbour_graph
@@ -188,7 +189,8 @@ class KnnRidgeBlendImputer(Imputer):
         sc_scored, st_scored = sc_train[:, self.oof_genes_], st_train[np.ix_(self.oof_spots_, self.oof_genes_)]
         mean, sd = self.oof_moments_
         pred = np.clip(self.oof_pattern_ * sd + mean, 0.0, None)
-        resid_sd = sd * np.sqrt(1.0 - self.expected_pcc(sc_scored, exclude_self=True) ** 2)
+        own = gene_features(sc_scored) @ self.ridge_model_.x_train_[self.oof_genes_].T
+        resid_sd = sd * np.sqrt(1.0 - self._expected_from_correlation(own, exclude_self=True) ** 2)
         ratio = np.abs(st_scored - pred) / np.where(resid_sd > 0, resid_sd, np.inf)
         return float(np.quantile(ratio, level) / 1.6449)
 
@@ -197,7 +199,7 @@ class KnnRidgeBlendImputer(Imputer):
         training genes (``exclude_self``: the targets are those genes, each estimated from the others)."""
         if self.oof_pcc_ is None:
             return None
-        return self._expected_from_correlation(gene_features(as_dense(sc_target)) @ self.ridge_model_.x_train_[self.oof_genes_].T,
+        return self._expected_from_correlation(gene_features(self.reference(sc_target)) @ self.ridge_model_.x_train_[self.oof_genes_].T,
                                                k=k, exclude_self=exclude_self)
 
     def _expected_from_correlation(self, sim: np.ndarray, *, k: int = 5, exclude_self: bool = False) -> np.ndarray:
@@ -223,7 +225,7 @@ class KnnRidgeBlendImputer(Imputer):
         Without inner CV (everything fixed) only the refits are used.
         """
         sc_train, st_train, _ = self._fit_args
-        sc_target = as_dense(sc_target)
+        sc_target = self.reference(sc_target)
         rng = np.random.default_rng(seed)
         knn = zscore(np.asarray(self.weights_ @ sc_target))
         x, maps = self.ridge_model_.x_train_, zscore(st_train).T

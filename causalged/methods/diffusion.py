@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from causalged.errors import InputError
-from causalged.methods.base import Imputer, as_dense
+from causalged.arrays import as_dense
+from causalged.methods.base import Imputer
 
 #: Spots the diffusion models train on without being asked: 5 x the osmFISH pair's 3,405.
 MAX_MODEL_SPOTS = 20_000
@@ -52,6 +53,7 @@ class CausalGeDImputer(Imputer):
     #: the design trained (a key of ``model.wrapper.METHOD_SWITCHES``)
     design = "causalged"
     default_mode = "one_group"
+    pools_reference = False  # the model pools to its preset's max_cells itself
 
     def __init__(self, *, preset: str = "cpu", epochs: int | None = None, device: str = "auto", seed: int = 0,
                  n_samples: int = 8, sampler: str = "ddim", steps: int | None = 50, mode: str | None = None, **overrides: Any):

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from causalged.methods.base import Imputer, zscore
+from causalged.arrays import zscore
+from causalged.methods.base import Imputer
 
 RIDGE_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 GAMMA_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)

@@ -13,7 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import PCA
 
-from causalged.methods.base import Imputer, zscore
+from causalged.arrays import zscore
+from causalged.methods.base import Imputer
 
 
 def knn_weights(sc_train: np.ndarray, st_train: np.ndarray, *, k: int = 50, n_pcs: int = 50, seed: int = 0) -> sp.csr_matrix:

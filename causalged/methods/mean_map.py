@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from causalged.methods.base import Imputer, zscore
+from causalged.arrays import zscore
+from causalged.methods.base import Imputer
 
 
 class MeanMapImputer(Imputer):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from causalged.metacells import pooling_matrix
+
 
 def check_shapes(sc_matrix, st_matrix, *, n_cells: int, n_spots: int) -> None:
     """Refuse matrices that do not fit the model (wrong cells/spots, different gene counts)."""
@@ -23,35 +25,12 @@ def check_shapes(sc_matrix, st_matrix, *, n_cells: int, n_spots: int) -> None:
             raise ValueError(f"the scRNA-seq ({sc_matrix.shape[1]}) and ST ({st_matrix.shape[1]}) matrices must hold the same genes (columns)")
 
 
-def metacell_groups(sc_matrix, n_metacells: int, *, seed: int = 0) -> np.ndarray | None:
-    """Cluster cells into ``n_metacells`` groups (k-means on a truncated SVD); None if no pooling is needed.
-
-    Works on CSR input without densifying it. Labels are in [0, n_metacells); a cluster left
-    empty simply yields an all-zero metacell column.
-    """
-    n_cells = sc_matrix.shape[0]
-    if n_cells <= n_metacells:
-        return None
-    from sklearn.cluster import MiniBatchKMeans
-    from sklearn.decomposition import TruncatedSVD
-
-    if sc_matrix.shape[1] <= 2:  # too few genes for an SVD: cluster on the (narrow) matrix itself
-        embedding = sc_matrix.toarray() if sp.issparse(sc_matrix) else np.asarray(sc_matrix)
-    else:
-        embedding = TruncatedSVD(min(30, sc_matrix.shape[1] - 1), random_state=seed).fit_transform(sc_matrix)
-    kmeans = MiniBatchKMeans(n_clusters=n_metacells, random_state=seed, batch_size=4096, n_init=1)
-    return kmeans.fit_predict(embedding.astype(np.float32)).astype(np.int64)
-
-
 def genes_by_cells(sc_matrix, groups: np.ndarray | None, n_columns: int) -> np.ndarray:
     """(genes, n_columns) float32: each gene's vector over cells, or over metacells (group means)."""
     if groups is None:
         dense = sc_matrix.toarray() if sp.issparse(sc_matrix) else np.asarray(sc_matrix)
         return np.ascontiguousarray(dense.T, dtype=np.float32)
-    sizes = np.bincount(groups, minlength=n_columns).astype(np.float64)
-    weights = 1.0 / sizes[groups]
-    pool = sp.csr_matrix((weights, (groups, np.arange(len(groups)))), shape=(n_columns, len(groups)))
-    pooled = pool @ (sc_matrix if sp.issparse(sc_matrix) else np.asarray(sc_matrix))
+    pooled = pooling_matrix(groups, n_columns) @ (sc_matrix if sp.issparse(sc_matrix) else np.asarray(sc_matrix))
     pooled = pooled.toarray() if sp.issparse(pooled) else np.asarray(pooled)
     return np.ascontiguousarray(pooled.T, dtype=np.float32)
 

@@ -50,7 +50,8 @@ import torch
 
 from causalged.io import atomic_write, write_csv_atomic, write_json_atomic
 from causalged.methods.base import ScaleMap
-from causalged.model.data import check_shapes, genes_by_cells, genes_by_spots, metacell_groups, standardize_genes
+from causalged.metacells import metacell_groups
+from causalged.model.data import check_shapes, genes_by_cells, genes_by_spots, standardize_genes
 from causalged.model.module import CausalGeDModule
 from causalged.model.training import CHECKPOINT_NAME, GeneSet, TrainSettings, auto_batch_size, fit, resolve_device
 
