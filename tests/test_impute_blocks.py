@@ -83,3 +83,18 @@ def test_impute_in_blocks_gives_the_values_of_one_block(method, tiny_preprocesse
     pd.testing.assert_frame_equal(blocks.var, one.var)
     assert (tmp_path / "chunk2" / "figures" / "tiny.target_maps.png").stat().st_size > 0
     assert (tmp_path / "chunk2" / "tiny.simulated_truth_mqc.tsv").read_text() == (tmp_path / "chunkNone" / "tiny.simulated_truth_mqc.tsv").read_text()
+
+
+def test_impute_records_a_pooled_reference(monkeypatch, tiny_preprocessed, tmp_path):
+    """Above the cell limit `causalged impute` fits the default on metacells and says so in uns."""
+    from causalged.methods.base import FIT_CELLS_VARIABLE
+
+    model = train_model("tiny", tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"], tmp_path / "train",
+                        method="knn_ridge_blend", device="cpu")
+    whole = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "whole", n_samples=2, device="cpu"))
+    monkeypatch.setenv(FIT_CELLS_VARIABLE, "50")
+    pooled = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "pooled", n_samples=2, device="cpu"))
+    n_cells = ad.read_h5ad(tiny_preprocessed["sc"]).n_obs
+    assert "reference_pooled" not in whole.uns["causalged"]["impute"]  # None is not written
+    assert dict(pooled.uns["causalged"]["impute"]["reference_pooled"]) == {"cells": n_cells, "metacells": 50, "limit_variable": FIT_CELLS_VARIABLE}
+    assert pooled.shape == whole.shape and np.isfinite(pooled.X).all() and not np.allclose(pooled.X, whole.X)

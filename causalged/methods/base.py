@@ -10,6 +10,7 @@ per-gene pattern into ST values with the mean and spread the gene is expected to
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from typing import Any
 
@@ -25,6 +26,8 @@ from causalged.metacells import metacell_groups, pooling_matrix
 #: metacells are 2 GB. The environment variable :data:`FIT_CELLS_VARIABLE` changes it.
 MAX_FIT_CELLS = 50_000
 FIT_CELLS_VARIABLE = "CAUSALGED_MAX_FIT_CELLS"
+
+log = logging.getLogger(__name__)
 
 
 def max_fit_cells() -> int:
@@ -144,7 +147,10 @@ class Imputer:
         limit, n_cells = max_fit_cells(), sc_train.shape[0]
         groups = metacell_groups(sc_train, limit, seed=int(self.params.get("seed") or 0)) if self.pools_reference else None
         self.pooling_ = None if groups is None else {"cells": int(n_cells), "metacells": int(limit), "limit_variable": FIT_CELLS_VARIABLE}
-        return None if groups is None else pooling_matrix(groups, limit)
+        if groups is None:
+            return None
+        log.info("%s: %d reference cells pooled into %d metacells before the fit (limit: %s)", self.name, n_cells, limit, FIT_CELLS_VARIABLE)
+        return pooling_matrix(groups, limit)
 
     def reference(self, sc) -> np.ndarray:
         """Cells x genes as the fit sees them: pooled into the fit's metacells above the size

@@ -248,7 +248,7 @@ def impute_genes(
             "method": method, "n_samples": n_samples, "seed": seed, "sampler": sampler if method in MODEL_METHODS else None,
             "steps": steps if method in MODEL_METHODS else None, "mode": sampling.get("mode"),
             "model": str(model_dir), "n_targets": len(targets), "n_fit_genes": len(fit_genes), "genes_per_block": block_genes,
-            "clipped_fraction": sampling.get("clipped_fraction"),
+            "clipped_fraction": sampling.get("clipped_fraction"), "reference_pooled": sampling.get("reference_pooled"),
         })
 
     write_h5ad_columns_atomic(skeleton, out_path, blocks())
@@ -306,6 +306,7 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
     imputer = get_imputer(method, **config.get("params", {}))
     counts = st_data[:, fit_genes].layers["counts"] if imputer.needs_counts and "counts" in st_data.layers else None
     imputer.fit(sc_data[:, fit_genes].X, st_data[:, fit_genes].X, st_counts=counts, st_coords=st_data.obsm.get("spatial"))  # no method's fit reads the targets
+    sampling["reference_pooled"] = imputer.pooling_
 
     def predict(start: int, stop: int):
         return imputer.predict_with_samples(target_matrix[:, start:stop], n_samples=n_samples, seed=seed)
