@@ -14,6 +14,8 @@ seed), so a row's difference from the default is paired gene by gene:
 - ``cell-as-sample ridge``: training genes -> held-out gene fitted over reference cells, applied to
   the spots, blended with the default at the weight that is best ON THE TEST GENES (an upper
   bound of what the view could add, not a method);
+- ``per-gene blend weight``: the kNN share of the blend chosen for each held-out gene by ITS OWN
+  test values (an upper bound of any rule that sets the weight per gene, e.g. from similar genes);
 - ``scale maps``: how the default's pattern is placed on the ST scale (today: predicted mean and
   SD, clipped at 0): no clip (negative log values), a soft floor (softplus at half the SD), a
   shift that lifts each gene's minimum to 0.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -41,7 +44,7 @@ from causalged.evaluation.metrics import js, pcc, ssim
 from causalged.io import write_text_atomic
 from causalged.methods import get_imputer
 from causalged.arrays import as_dense, zscore
-from causalged.methods.blend import MAX_INNER_GENES
+from causalged.methods.blend import ALPHA_GRID, MAX_INNER_GENES
 from causalged.methods.kernel_ridge import gene_features
 from causalged.methods.knn import top_cosine
 
@@ -117,6 +120,8 @@ def fold_variants(inputs: dict, *, seed: int, smoother: sp.csr_matrix) -> dict[s
     coef = np.linalg.solve(xc.T @ xc + CELL_RIDGE * np.eye(xc.shape[1]), xc.T @ zscore(sc_test))
     out["_cell_ridge"] = zscore(zscore(st_train) @ coef)
     out["_pattern"], out["_mean"], out["_sd"] = pattern, mean[None, :], sd[None, :]
+    knn, ridge = zscore(np.asarray(default.weights_ @ sc_test)), zscore(default.ridge_model_._pattern(sc_test))
+    out["_alpha_grid"] = np.stack([default._combine(knn, ridge, replace(default.choice_, alpha=float(a))) for a in ALPHA_GRID])
 
     # scale maps of the default's pattern
     linear = pattern * sd + mean
@@ -139,6 +144,7 @@ def run_dataset(folder: Path, seeds: list[int]) -> tuple[pd.DataFrame, dict]:
                 preds.setdefault(key, []).append(value)
             truths.append(inputs["truth"])
         truth = np.concatenate(truths, axis=1)
+        alpha_grid = np.concatenate(preds.pop("_alpha_grid"), axis=2)  # alphas x spots x genes
         stacked = {k: np.concatenate(v, axis=1) for k, v in preds.items()}
         pattern, cell_ridge, mean, sd = (stacked.pop(k) for k in ("_pattern", "_cell_ridge", "_mean", "_sd"))
 
@@ -147,6 +153,8 @@ def run_dataset(folder: Path, seeds: list[int]) -> tuple[pd.DataFrame, dict]:
 
         best = max(((np.nanmean(pcc(on_st_scale((1 - w) * pattern + w * cell_ridge), truth)), w) for w in np.linspace(0, 1, 11)))
         stacked["cell-as-sample ridge alone"] = on_st_scale(cell_ridge)
+        per_gene = np.nan_to_num(np.stack([pcc(on_st_scale(view), truth) for view in alpha_grid]), nan=-np.inf).argmax(axis=0)
+        stacked["per-gene blend weight, best per TEST gene (upper bound)"] = on_st_scale(alpha_grid[per_gene, :, np.arange(truth.shape[1])].T)
         stacked[f"default + cell-as-sample ridge, weight {best[1]:.1f} (best on TEST genes: upper bound)"] = on_st_scale((1 - best[1]) * pattern + best[1] * cell_ridge)
         base, base_ssim = pcc(stacked["default"], truth), ssim(stacked["default"], truth)
         for key, value in stacked.items():
