@@ -127,8 +127,10 @@ def qc(
     out = {}
     for role, data, min_genes, path in (("sc", sc_data, used_min_genes_cell, sc_path), ("st", st_data, min_genes_spot, st_path)):
         before = _counts_summary(data)
-        filtered = data.copy()
-        sc.pp.filter_cells(filtered, min_genes=min_genes)
+        # masks first, then one copy of what is kept: the whole input is never copied
+        keep_obs, genes_per_obs = sc.pp.filter_cells(data, min_genes=min_genes, inplace=False)
+        filtered = data[keep_obs].copy()
+        filtered.obs["n_genes"] = genes_per_obs[keep_obs]
         if filtered.n_obs == 0:
             noun = "cells" if role == "sc" else "spots"
             option = "--min-genes-cell" if role == "sc" else "--min-genes-spot"
@@ -191,9 +193,10 @@ def qc_table(sample: str, summary: dict[str, Any]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- normalization
-def is_integer_matrix(matrix) -> bool:
-    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
-    return bool(np.all(np.equal(np.mod(values, 1), 0)))
+def is_integer_matrix(matrix, *, block: int = 2**24) -> bool:
+    """Whether every stored value is a whole number; checked in blocks, so no full-size temporary."""
+    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix).ravel()
+    return all(bool(np.all(np.mod(values[i:i + block], 1) == 0)) for i in range(0, values.size, block))
 
 
 def normalize(data: ad.AnnData, *, already_normalized: bool = False, path: str | Path | None = None) -> ad.AnnData:
@@ -214,12 +217,11 @@ def normalize(data: ad.AnnData, *, already_normalized: bool = False, path: str |
             "the matrix holds non-integer values, so it looks normalized already; normalizing it again would distort it",
             "provide raw counts, or pass --already-normalized if these are log-normalized values to use as they are",
         )
-    data.layers["counts"] = data.X.copy()
     totals = np.asarray(data.X.sum(axis=1)).ravel()
     target = float(np.median(totals))
-    sc.pp.normalize_total(data, target_sum=None)
-    sc.pp.log1p(data)
-    data.X = _as_float32(data.X)
+    scaled = sc.pp.normalize_total(data, target_sum=None, inplace=False)["X"]  # a new matrix: X itself stays the counts
+    data.layers["counts"] = data.X  # the counts are kept as they are, not copied again
+    data.X = _as_float32(sc.pp.log1p(scaled))
     record_step(data, "normalize", {"method": "normalize_total(median) + log1p", "target_sum": target, "already_normalized": False})
     return data
 
@@ -257,8 +259,10 @@ def select_hvg(
     if not 0 < top_fraction <= 1:
         raise InputError(None, f"--top-fraction must be in (0, 1], got {top_fraction}", "pass a fraction such as 0.25")
     n_top = max(1, math.ceil(top_fraction * sc_data.n_vars))
-    sc_data = sc_data.copy()
-    sc.pp.highly_variable_genes(sc_data, n_top_genes=n_top, flavor="seurat")
+    # scanpy reads only X: a view-free AnnData around the same matrix, not a copy of the whole
+    # reference (X and its counts layer), keeps the step's peak near one extra X (its expm1 copy).
+    stats = ad.AnnData(X=sc_data.X, obs=pd.DataFrame(index=sc_data.obs_names), var=pd.DataFrame(index=sc_data.var_names))
+    sc.pp.highly_variable_genes(stats, n_top_genes=n_top, flavor="seurat")
     panel = set(st_data.var_names)
     # panel genes QC removed (detected in no spot) were measured: imputing them would pass a measurement off as a prediction
     measured_dropped = set(st_data.uns.get("causalged", {}).get("qc", {}).get("st_genes_dropped", []))
@@ -271,11 +275,12 @@ def select_hvg(
         log.warning("%d requested genes are in the ST panel but were detected in no spot (removed by QC); they are not imputed: %s",
                     len(not_imputed), ", ".join(not_imputed[:10]))
     requested_set = set(requested) - set(missing)
-    var = sc_data.var
+    var = pd.concat([sc_data.var.drop(columns=[c for c in stats.var if c in sc_data.var]), stats.var], axis=1)
     var["causalged_shared"] = var_names_in(sc_data, panel)
     var["causalged_requested"] = var_names_in(sc_data, requested_set)
     keep = (var["highly_variable"] | var["causalged_shared"] | var["causalged_requested"]) & ~var_names_in(sc_data, measured_dropped)
     sc_out = sc_data[:, keep.to_numpy()].copy()
+    sc_out.var = var[keep.to_numpy()].copy()
     sc_out.var["causalged_target"] = ~sc_out.var["causalged_shared"]
     shared = list(sc_out.var_names[sc_out.var["causalged_shared"].to_numpy()])
     st_out = st_data[:, shared].copy()

@@ -150,3 +150,35 @@ def test_read_h5ad_takes_coordinates_from_obs_columns(tmp_path):
     data.write_h5ad(tmp_path / "st.h5ad")
     out = read_h5ad(tmp_path / "st.h5ad", role="st")
     np.testing.assert_array_equal(out.obsm["spatial"], [[0, 5], [1, 6], [2, 7]])
+
+
+def test_qc_normalize_and_hvg_leave_their_inputs_untouched():
+    """The steps no longer copy the whole input before working (memory at atlas size), so check
+    that what they are given comes back exactly as it was: matrix, layers, obs and var."""
+    from causalged.simulate import simulate
+
+    sc_raw, st_raw, _ = simulate(size="tiny", seed=0)
+
+    def snapshot(data):
+        return (data.X.copy(), {k: v.copy() for k, v in data.layers.items()}, data.obs.copy(), data.var.copy())
+
+    def assert_same(data, before):
+        x, layers, obs, var = before
+        dense = lambda m: m.toarray() if sp.issparse(m) else np.asarray(m)  # noqa: E731
+        np.testing.assert_array_equal(dense(data.X), dense(x))
+        assert set(data.layers) == set(layers) and all(np.array_equal(dense(data.layers[k]), dense(v)) for k, v in layers.items())
+        pd.testing.assert_frame_equal(data.obs, obs)
+        pd.testing.assert_frame_equal(data.var, var)
+
+    raw = [snapshot(d) for d in (sc_raw, st_raw)]
+    sc_qc, st_qc, _ = preprocess.qc(sc_raw, st_raw)
+    assert "n_genes" in sc_qc.obs and (sc_qc.obs["n_genes"] > 0).all()
+    [assert_same(d, s) for d, s in zip((sc_raw, st_raw), raw)]
+    qc_state = [snapshot(d) for d in (sc_qc, st_qc)]
+    sc_norm, st_norm = preprocess.normalize(sc_qc), preprocess.normalize(st_qc)
+    [assert_same(d, s) for d, s in zip((sc_qc, st_qc), qc_state)]
+    np.testing.assert_array_equal(sc_norm.layers["counts"].toarray(), sc_qc.X.toarray())  # counts kept as given
+    norm_state = [snapshot(d) for d in (sc_norm, st_norm)]
+    sc_hvg, _, _ = preprocess.select_hvg(sc_norm, st_norm)
+    [assert_same(d, s) for d, s in zip((sc_norm, st_norm), norm_state)]
+    assert "highly_variable" in sc_hvg.var and "highly_variable" not in sc_norm.var
