@@ -78,9 +78,9 @@ def fold_inputs(sc_data: ad.AnnData, st_data: ad.AnnData, split: dict[str, Any],
 
 
 def _reference_columns(sc_data: ad.AnnData, genes: list[str]):
-    """Cells x ``genes`` of the reference: CSR float32 if it is sparse, else dense float64."""
+    """Cells x ``genes`` of the reference: CSR (its own dtype) if it is sparse, else dense float64."""
     matrix = sc_data[:, genes].X
-    return sp.csr_matrix(matrix, dtype=np.float32) if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64)
+    return sp.csr_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64)
 
 
 def method_params(name: str, *, seed: int, preset: str = "cpu", device: str = "auto", overrides: dict | None = None) -> dict[str, Any]:
