@@ -21,13 +21,18 @@ Stored ground truth (for tests and causal analysis):
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
+from typing import Iterator
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from causalged.io import RowBlocks
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,14 @@ GRN_MODES = ("cell", "spatial")
 
 
 def simulate(*, size: str = "demo", seed: int = 0, grn: str = "cell", n_cells: int | None = None, n_spots: int | None = None,
-             n_genes: int | None = None, panel_fraction: float | None = None) -> tuple[ad.AnnData, ad.AnnData, list[str]]:
+             n_genes: int | None = None, panel_fraction: float | None = None,
+             base_mean: float | None = None) -> tuple[ad.AnnData, ad.AnnData, list[str]]:
     """Return (scRNA-seq counts, ST counts, genes to impute) for a named size.
 
-    Any of ``n_cells``, ``n_spots``, ``n_genes``, ``panel_fraction`` overrides that dimension of
-    ``size`` and switches to the chunked generator (sparse throughout, network mode ``cell``
-    only: the spatial mode's neighbour operators are quadratic in spots).
+    Any of ``n_cells``, ``n_spots``, ``n_genes``, ``panel_fraction``, ``base_mean`` overrides that
+    dimension of ``size`` and switches to the chunked generator (sparse throughout, network mode
+    ``cell`` only: the spatial mode's neighbour operators are quadratic in spots). ``base_mean``
+    is the genes' mean baseline log-rate there (default :data:`SPARSE_BASE_MEAN`): lower is sparser.
 
     ``grn="spatial"`` (off by default, so the demo data do not change) makes the network leave
     a spatial trace: an edge i -> j means that gene i's activity in the 8 neighbouring spots
@@ -99,17 +106,23 @@ def simulate(*, size: str = "demo", seed: int = 0, grn: str = "cell", n_cells: i
     a within-cell one; there is no within-cell regulation then. The reference cells, which are
     dissociated, each keep the signal of a random spot's neighbourhood of the same tissue.
     """
+    sc_data, st_data, requested = _generate(size=size, seed=seed, grn=grn, n_cells=n_cells, n_spots=n_spots, n_genes=n_genes,
+                                            panel_fraction=panel_fraction, base_mean=base_mean)
+    return (sc_data.to_memory() if isinstance(sc_data, RowBlocks) else sc_data), st_data, requested
+
+
+def _generate(*, size: str, seed: int, grn: str, base_mean: float | None, **overrides) -> tuple[ad.AnnData | RowBlocks, ad.AnnData, list[str]]:
+    """:func:`simulate`, with a custom size's reference left as row blocks (written without holding it)."""
     if size not in SIZES:
         raise ValueError(f"unknown simulation size {size!r}; choose one of {sorted(SIZES)}")
     if grn not in GRN_MODES:
         raise ValueError(f"unknown network mode {grn!r}; choose one of {GRN_MODES}")
-    overrides = {"n_cells": n_cells, "n_spots": n_spots, "n_genes": n_genes, "panel_fraction": panel_fraction}
-    if any(v is not None for v in overrides.values()):
+    if any(v is not None for v in overrides.values()) or base_mean is not None:
         if grn != "cell":
             from causalged.errors import InputError
 
             raise InputError(None, "--grn spatial supports the named sizes only", "drop --grn spatial, or the size options")
-        return _simulate_chunked(custom_size(size, **overrides), seed=seed)
+        return _simulate_chunked(custom_size(size, **overrides), seed=seed, base_mean=SPARSE_BASE_MEAN if base_mean is None else base_mean)
     if grn == "spatial":
         return _simulate_spatial(SIZES[size], size=size, seed=seed)
     cfg = SIZES[size]
@@ -221,28 +234,33 @@ def _simulate_spatial(cfg: SimulationSize, *, size: str, seed: int) -> tuple[ad.
     return sc_data, st_data, requested
 
 
-def _simulate_chunked(cfg: SimulationSize, *, seed: int) -> tuple[ad.AnnData, ad.AnnData, list[str]]:
+def _simulate_chunked(cfg: SimulationSize, *, seed: int, base_mean: float = SPARSE_BASE_MEAN) -> tuple[RowBlocks, ad.AnnData, list[str]]:
     """The custom-size generator: the cell-mode model, evaluated chunk by chunk into sparse counts.
 
     Each chunk of reference cells (and of spots, with their tissue cells) draws from its own
     child stream of ``seed``, so the result does not depend on the machine, only on the chunk
-    size; the network is applied level by level (:func:`_level_rates`), not gene by gene.
+    size; the network is applied level by level (:func:`_level_rates`), not gene by gene. The
+    reference comes back as row blocks, generated as they are written, so an atlas is never
+    held in memory; ``base_mean`` (the genes' mean baseline log-rate) sets its sparsity.
     """
     rng = np.random.default_rng(seed)
     genes = [f"Gene{i:04d}" for i in range(cfg.n_genes)]
     source, target, weight = _random_dag(cfg.n_genes, rng)
-    base = rng.normal(SPARSE_BASE_MEAN, 1.0, cfg.n_genes)
+    base = rng.normal(base_mean, 1.0, cfg.n_genes)
     type_programs = rng.normal(0.0, 1.5, (cfg.n_types, cfg.n_genes)) * (rng.random((cfg.n_types, cfg.n_genes)) < 0.4)
     network = _Network(source, target, weight, cfg.n_genes)
     per_chunk = max(1, CHUNK_ENTRIES // cfg.n_genes)
 
     cell_types = rng.integers(0, cfg.n_types, cfg.n_cells)
     sc_depth = rng.lognormal(0.0, 0.3, cfg.n_cells) * 3.0
-    sc_chunks = []
-    for c, start in enumerate(range(0, cfg.n_cells, per_chunk)):
-        part, child = slice(start, start + per_chunk), np.random.default_rng([seed, 1, c])
+
+    def sc_chunk(c: int) -> dict[str, sp.csr_matrix]:
+        part, child = slice(c * per_chunk, (c + 1) * per_chunk), np.random.default_rng([seed, 1, c])
         rate = _level_rates(cell_types[part], type_programs, base, network, child) * sc_depth[part, None]
-        sc_chunks.append(_sparse_counts(rate, dispersion=0.5, rng=child))
+        return {"X": _sparse_counts(rate, dispersion=0.5, rng=child)}
+
+    def sc_blocks():  # child streams only: generating them later than the spots changes nothing
+        return _in_threads(sc_chunk, range(-(-cfg.n_cells // per_chunk)))
 
     coords, domain, domain_mix, cells_per_spot = _tissue_layout(cfg, rng)
     rows, cols = cfg.grid
@@ -254,14 +272,17 @@ def _simulate_chunked(cfg: SimulationSize, *, seed: int) -> tuple[ad.AnnData, ad
     spot_efficiency = rng.lognormal(0.0, 0.25, n_spots)
     first_cell = np.concatenate([[0], np.cumsum(cells_per_spot)])
     spots_per_chunk = max(1, per_chunk // max(1, int(cells_per_spot.max())))
-    st_chunks = []
-    for c, start in enumerate(range(0, n_spots, spots_per_chunk)):
-        stop, child = min(start + spots_per_chunk, n_spots), np.random.default_rng([seed, 2, c])
+
+    def st_chunk(c: int) -> sp.csr_matrix:
+        start, child = c * spots_per_chunk, np.random.default_rng([seed, 2, c])
+        stop = min(start + spots_per_chunk, n_spots)
         cells = np.arange(first_cell[start], first_cell[stop])
         pool = sp.csr_matrix((np.ones(len(cells)), (spot_of_cell[cells] - start, np.arange(len(cells)))), shape=(stop - start, len(cells)))
         st_rate = pool @ _level_rates(tissue_types[cells], type_programs, base, network, child)
         st_rate *= capture[None, :] * spot_efficiency[start:stop, None]
-        st_chunks.append(_sparse_counts(st_rate, dispersion=0.3, rng=child))
+        return _sparse_counts(st_rate, dispersion=0.3, rng=child)
+
+    st_chunks = list(_in_threads(st_chunk, range(-(-n_spots // spots_per_chunk))))
     fractions = np.zeros((n_spots, cfg.n_types))
     np.add.at(fractions, (spot_of_cell, tissue_types), 1.0)
     fractions /= cells_per_spot[:, None]
@@ -272,15 +293,33 @@ def _simulate_chunked(cfg: SimulationSize, *, seed: int) -> tuple[ad.AnnData, ad
     requested = sorted(genes[i] for i in rng.choice(outside, min(cfg.n_requested, len(outside)), replace=False))
     truth = {
         "seed": seed, "size": "custom", "generator": "chunked", **{k: v for k, v in asdict(cfg).items() if k != "grid"},
-        "grid_rows": rows, "grid_cols": cols, "n_spots": n_spots, "base_mean": SPARSE_BASE_MEAN,
+        "grid_rows": rows, "grid_cols": cols, "n_spots": n_spots, "base_mean": base_mean,
         "grn_source": np.array([genes[i] for i in source]), "grn_target": np.array([genes[i] for i in target]),
         "grn_weight": weight,
     }
     st_counts_all = sp.vstack(st_chunks, format="csc")  # column slices (panel / outside) are cheap on CSC
-    sc_data, st_data = _package(sp.vstack(sc_chunks, format="csr"), cell_types, st_counts_all, domain, cells_per_spot, coords,
-                                fractions, genes, panel, outside, truth)
+    del st_chunks
+    sc_skeleton, st_data = _package(None, cell_types, st_counts_all, domain, cells_per_spot, coords, fractions, genes, panel, outside, truth)
     st_data.obsm["unmeasured_counts"] = sp.csr_matrix(st_data.obsm["unmeasured_counts"])
-    return sc_data, st_data, requested
+    return RowBlocks(sc_skeleton, sc_blocks), st_data, requested
+
+
+def _in_threads(task, items) -> Iterator:
+    """``map(task, items)`` on the task's CPUs, in order, with at most one result per thread
+    waiting: numpy's generators and ufuncs release the GIL, and each chunk has its own stream."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from causalged.threads import available_cpus
+
+    items = iter(items)
+    workers = available_cpus()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque(pool.submit(task, item) for item in islice(items, workers))
+        while pending:
+            result = pending.popleft().result()
+            for item in islice(items, 1):
+                pending.append(pool.submit(task, item))
+            yield result
 
 
 class _Network:
@@ -338,9 +377,9 @@ def _package(sc_counts, cell_types, st_counts_all, domain, cells_per_spot, coord
     """The AnnData pair both network modes return, with the simulator's truth (the held-back
     counts of the genes outside the panel, so imputed targets can be checked too)."""
     n_spots = len(coords)
-    sc_data = ad.AnnData(
-        X=sp.csr_matrix(sc_counts, dtype=np.float32),
-        obs=pd.DataFrame({"cell_type": pd.Categorical([f"type{t}" for t in cell_types])}, index=[f"cell{i:05d}" for i in range(sc_counts.shape[0])]),
+    sc_data = ad.AnnData(  # sc_counts None: the chunked generator's reference, written in row blocks
+        X=None if sc_counts is None else sp.csr_matrix(sc_counts, dtype=np.float32),
+        obs=pd.DataFrame({"cell_type": pd.Categorical([f"type{t}" for t in cell_types])}, index=[f"cell{i:05d}" for i in range(len(cell_types))]),
         var=pd.DataFrame(index=genes),
     )
     st_data = ad.AnnData(
@@ -405,7 +444,8 @@ def _sparse_counts(mean: np.ndarray, *, dispersion: float, rng: np.random.Genera
 def write_demo(outdir: str | Path, *, name: str = "demo", size: str = "demo", seed: int = 0, grn: str = "cell", **dimensions) -> dict[str, Path]:
     """Simulate and write ``<name>_sc.h5ad``, ``<name>_st.h5ad``, ``<name>_genes.txt`` and a samplesheet.
 
-    ``dimensions`` (``n_cells``, ``n_spots``, ``n_genes``, ``panel_fraction``) go to :func:`simulate`.
+    ``dimensions`` (``n_cells``, ``n_spots``, ``n_genes``, ``panel_fraction``, ``base_mean``) go to
+    :func:`simulate`; a custom size's reference is written a block of cells at a time.
     """
     from causalged.io import write_h5ad_atomic, write_text_atomic
 
@@ -417,7 +457,7 @@ def write_demo(outdir: str | Path, *, name: str = "demo", size: str = "demo", se
         "samplesheet": outdir / "samplesheet.csv",
     }
     _refuse_foreign_files(paths)
-    sc_data, st_data, requested = simulate(size=size, seed=seed, grn=grn, **dimensions)
+    sc_data, st_data, requested = _generate(size=size, seed=seed, grn=grn, **{"base_mean": None, **dimensions})
     write_h5ad_atomic(sc_data, paths["sc"])
     write_h5ad_atomic(st_data, paths["st"])
     write_text_atomic("\n".join(requested) + "\n", paths["genes"])

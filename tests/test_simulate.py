@@ -126,3 +126,22 @@ def test_cli_size_options_and_their_errors(tmp_path):
     assert bad.exit_code == 2 and "--panel-fraction must be in (0, 1)" in bad.output
     spatial = runner.invoke(cli, ["simulate", "--outdir", str(tmp_path / "y"), "--n-cells", "300", "--grn", "spatial"])
     assert spatial.exit_code == 2 and "named sizes only" in spatial.output
+
+
+def test_custom_size_reference_is_written_in_row_blocks_and_sparsity_follows_base_mean(tmp_path, monkeypatch):
+    """write_demo streams the reference a chunk of cells at a time (5 chunks here) into the same
+    matrix simulate() returns in memory; a lower --base-mean gives a sparser pair."""
+    import anndata as ad
+
+    import causalged.simulate as simulate_module
+    from causalged.simulate import write_demo
+
+    monkeypatch.setattr(simulate_module, "CHUNK_ENTRIES", 300 * 100)
+    paths = write_demo(tmp_path, name="b", n_cells=500, n_spots=100, n_genes=300, seed=1)
+    in_memory, _, _ = simulate(n_cells=500, n_spots=100, n_genes=300, seed=1)
+    written = ad.read_h5ad(paths["sc"])
+    assert written.shape == (500, 300) and (written.X != in_memory.X).nnz == 0
+    assert list(written.obs_names) == list(in_memory.obs_names) and "causalged_simulation" in written.uns
+    sparse, _, _ = simulate(n_cells=500, n_spots=100, n_genes=300, seed=1, base_mean=-4.5)
+    density = written.X.nnz / np.prod(written.shape)
+    assert sparse.X.nnz / np.prod(sparse.shape) < 0.6 * density
