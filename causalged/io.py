@@ -33,14 +33,34 @@ ROLE_NAMES = {"sc": "scRNA-seq reference", "st": "spatial (ST) data"}
 COORDINATE_COLUMNS = (("x", "y"), ("x_coord", "y_coord"))
 
 
-def read_h5ad(path: str | Path, *, role: Role) -> ad.AnnData:
+def read_h5ad(path: str | Path, *, role: Role, layers: bool = True) -> ad.AnnData:
     """Read and validate one input matrix.
 
     Checks: the file exists, is readable AnnData, is not empty, holds no negative or NaN
     values, has unique cell/spot names, unique gene names (reference duplicates are made
     unique with a warning, ST duplicates are an error), and for the ST role has spot
-    coordinates, which end up in ``obsm["spatial"]``.
+    coordinates, which end up in ``obsm["spatial"]``. ``layers=False`` leaves the layers on
+    disk (the modelling steps use the reference's ``X`` only: its counts layer is as large).
     """
+    path = check_readable(path, role=role)
+    try:
+        adata = ad.read_h5ad(path) if layers else _read_without_layers(path)
+    except Exception as err:  # h5py/anndata raise many types for a non-h5ad file
+        raise not_anndata(path, err) from err
+    check_values(adata.X, path=path)
+    return check_names(adata, path=path, role=role)
+
+
+def _read_without_layers(path: Path) -> ad.AnnData:
+    import h5py
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as handle:
+        return ad.AnnData(**{key: read_elem(handle[key]) for key in ("X", "obs", "var", "uns", "obsm", "varm", "obsp", "varp") if key in handle})
+
+
+def check_readable(path: str | Path, *, role: Role) -> Path:
+    """The file exists, is a file and can be read: else an error naming it and the fix."""
     path = Path(path)
     what = ROLE_NAMES[role]
     if not path.exists():
@@ -49,17 +69,22 @@ def read_h5ad(path: str | Path, *, role: Role) -> ad.AnnData:
         raise InputError(path, f"expected an .h5ad file for the {what}, found a directory", "point to the .h5ad file inside it")
     if not os.access(path, os.R_OK):
         raise InputError(path, "the file is not readable", "fix its permissions (chmod +r)")
-    try:
-        adata = ad.read_h5ad(path)
-    except Exception as err:  # h5py/anndata raise many types for a non-h5ad file
-        raise InputError(
-            path,
-            f"could not be read as AnnData .h5ad ({type(err).__name__}: {err})",
-            "convert the matrix to .h5ad with anndata (e.g. `adata.write_h5ad(...)`); CSV/loom/mtx are not read directly",
-        ) from err
+    return path
+
+
+def not_anndata(path: Path, err: Exception) -> InputError:
+    return InputError(
+        path,
+        f"could not be read as AnnData .h5ad ({type(err).__name__}: {err})",
+        "convert the matrix to .h5ad with anndata (e.g. `adata.write_h5ad(...)`); CSV/loom/mtx are not read directly",
+    )
+
+
+def check_names(adata: ad.AnnData, *, path: Path, role: Role) -> ad.AnnData:
+    """The checks of :func:`read_h5ad` that need no matrix values: size, names, ST coordinates."""
+    what = ROLE_NAMES[role]
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(path, f"the {what} matrix is empty ({adata.n_obs} observations x {adata.n_vars} genes)", "provide a matrix with at least one observation and one gene")
-    check_values(adata.X, path=path)
     if not adata.var_names.is_unique:
         duplicated = sorted(set(adata.var_names[adata.var_names.duplicated()]))
         if role == "st":  # a panel gene measured twice: no way to tell which column is the gene

@@ -121,6 +121,7 @@ def check_inputs(samples: list[Sample], samplesheet: Path, outdir: Path, params:
     """Every sample's inputs are read and checked as the steps will need them, and none is in harm's way."""
     from causalged import preprocess
     from causalged.io import read_gene_list, read_h5ad
+    from causalged.stream import BackedReference, read_reference
 
     owned = [outdir / s.id for s in samples] + [outdir / "pipeline_info", outdir / "multiqc"]
     inputs = [samplesheet, *(p for s in samples for p in (s.sc, s.st, s.genes) if p is not None)]
@@ -136,13 +137,16 @@ def check_inputs(samples: list[Sample], samplesheet: Path, outdir: Path, params:
         raise InputError(outdir, f"only {free / 1e6:.0f} MB are free on this disk; the run needs about {needed / 1e6:.0f} MB "
                                  f"({SPACE_FACTOR} x the inputs)", "free disk space, or choose an --outdir on a disk with room")
     for sample in samples:
-        sc_data, st_data = read_h5ad(sample.sc, role="sc"), read_h5ad(sample.st, role="st")
-        if not params.already_normalized:
-            for data, path in ((sc_data, sample.sc), (st_data, sample.st)):
-                if not preprocess.is_integer_matrix(data.X):
-                    raise InputError(path, "the matrix holds non-integer values, so it looks normalized already; normalizing it again would distort it",
-                                     "provide raw counts, or pass --already-normalized to `causalged run` if these are log-normalized values")
-        shared = preprocess.match_genes(sc_data, st_data, case_insensitive=params.case_insensitive, st_path=sample.st)
+        st_data = read_h5ad(sample.st, role="st")
+        with read_reference(sample.sc) as sc_data:
+            # a reference on disk has its values checked as the qc and normalize steps read its blocks
+            matrices = [(st_data, sample.st)] + ([] if isinstance(sc_data, BackedReference) else [(sc_data, sample.sc)])
+            if not params.already_normalized:
+                for data, path in matrices:
+                    if not preprocess.is_integer_matrix(data.X):
+                        raise InputError(path, "the matrix holds non-integer values, so it looks normalized already; normalizing it again would distort it",
+                                         "provide raw counts, or pass --already-normalized to `causalged run` if these are log-normalized values")
+            shared = preprocess.match_genes(sc_data, st_data, case_insensitive=params.case_insensitive, st_path=sample.st)
         # QC can only lower this count; the hvg step checks again on what QC kept
         preprocess.make_gene_splits(shared, n_folds=params.n_folds, seed=params.seed, path=sample.st)
         if sample.genes:

@@ -26,7 +26,8 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from causalged.errors import InputError
-from causalged.io import record_step
+from causalged.io import RowBlocks, record_step
+from causalged.stream import BackedReference
 
 log = logging.getLogger(__name__)
 
@@ -126,50 +127,98 @@ def qc(
     }
     out = {}
     for role, data, min_genes, path in (("sc", sc_data, used_min_genes_cell, sc_path), ("st", st_data, min_genes_spot, st_path)):
-        before = _counts_summary(data)
-        # masks first, then one copy of what is kept: the whole input is never copied
-        keep_obs, genes_per_obs = sc.pp.filter_cells(data, min_genes=min_genes, inplace=False)
-        filtered = data[keep_obs].copy()
-        filtered.obs["n_genes"] = genes_per_obs[keep_obs]
-        if filtered.n_obs == 0:
-            noun = "cells" if role == "sc" else "spots"
-            option = "--min-genes-cell" if role == "sc" else "--min-genes-spot"
-            raise InputError(
-                path,
-                f"QC removed every one of the {data.n_obs} {noun} (threshold: {min_genes} detected genes; "
-                f"the best {noun[:-1]} detects {before['max_genes_per_obs']})",
-                f"lower {option}, or check that the matrix holds counts with genes as columns",
-            )
-        sc.pp.filter_genes(filtered, min_cells=min_cells_gene)
-        after = _counts_summary(filtered)
-        summary[role] = {
-            "n_obs_before": data.n_obs, "n_obs_after": filtered.n_obs,
-            "n_genes_before": data.n_vars, "n_genes_after": filtered.n_vars,
-            "median_counts_before": before["median_counts"], "median_counts_after": after["median_counts"],
-            "median_genes_before": before["median_genes"], "median_genes_after": after["median_genes"],
-        }
-        out[role] = filtered
+        filter_role = _filter_blocks if isinstance(data, BackedReference) else _filter_in_memory
+        out[role], summary[role] = filter_role(data, min_genes=min_genes, min_cells_gene=min_cells_gene, role=role, path=path)
     dropped = [g for g in st_data.var_names if g not in set(out["st"].var_names)]
     if dropped:
         log.warning("%s: QC removed %d ST panel genes detected in fewer than %d spots (%s); they were measured, so they are "
                     "never imputed as targets", st_path or "ST data", len(dropped), min_cells_gene, ", ".join(dropped[:10]))
     summary["st_genes_dropped"] = dropped
     summary["inputs"] = {"sc": None if sc_path is None else str(sc_path), "st": None if st_path is None else str(st_path)}
-    shared = [g for g in out["sc"].var_names if g in set(out["st"].var_names)]
+    shared = [g for g in annotations(out["sc"]).var_names if g in set(out["st"].var_names)]
     if not shared:
         raise InputError(st_path, "after QC no gene is detected in both the ST panel and the reference", "lower --min-cells-gene or check the inputs")
     if len(shared) < 10:
         log.warning("only %d genes are shared between the ST panel and the reference; accuracy estimates will be noisy", len(shared))
     summary["n_shared_genes"] = len(shared)
     for data in out.values():
-        record_step(data, "qc", summary)
+        record_step(annotations(data), "qc", summary)
     return out["sc"], out["st"], summary
 
 
-def _counts_summary(data: ad.AnnData) -> dict[str, float]:
-    matrix = data.X
-    totals = np.asarray(matrix.sum(axis=1)).ravel()
-    detected = np.asarray((matrix > 0).sum(axis=1)).ravel()
+def annotations(data: ad.AnnData | RowBlocks) -> ad.AnnData:
+    """Where a step's output keeps obs, var and uns: the AnnData itself, or the skeleton of row blocks."""
+    return data.skeleton if isinstance(data, RowBlocks) else data
+
+
+def _filter_in_memory(data: ad.AnnData, *, min_genes: int, min_cells_gene: int, role: str, path) -> tuple[ad.AnnData, dict]:
+    before = _counts_summary(data.X)
+    # masks first, then one copy of what is kept: the whole input is never copied
+    keep_obs, genes_per_obs = sc.pp.filter_cells(data, min_genes=min_genes, inplace=False)
+    _refuse_empty(int(keep_obs.sum()), data.n_obs, role=role, min_genes=min_genes, best=before["max_genes_per_obs"], path=path)
+    filtered = data[keep_obs].copy()
+    filtered.obs["n_genes"] = genes_per_obs[keep_obs]
+    sc.pp.filter_genes(filtered, min_cells=min_cells_gene)
+    return filtered, _role_summary(data.n_obs, data.n_vars, filtered.n_obs, filtered.n_vars, before, _counts_summary(filtered.X))
+
+
+def _filter_blocks(data: BackedReference, *, min_genes: int, min_cells_gene: int, role: str, path) -> tuple[RowBlocks, dict]:
+    """:func:`_filter_in_memory` for a reference on disk: scanpy's filters block by block, in
+    two passes (which cells pass and in how many of them each gene is detected; then the kept
+    part's summary), and the kept matrix written block by block."""
+    keep_obs, genes_per_obs, totals = [], [], []
+    cells_per_gene = np.zeros(data.n_vars)
+    for _, block in data.blocks():
+        keep, n_genes = sc.pp.filter_cells(block["X"], min_genes=min_genes, inplace=False)
+        keep_obs.append(keep)
+        genes_per_obs.append(n_genes)
+        totals.append(np.asarray(block["X"].sum(axis=1)).ravel())
+        cells_per_gene += sc.pp.filter_genes(block["X"][keep], min_cells=0, inplace=False)[1]
+    keep_obs, genes_per_obs = np.concatenate(keep_obs), np.concatenate(genes_per_obs)
+    before = _counts_summary_of(np.concatenate(totals), genes_per_obs)
+    _refuse_empty(int(keep_obs.sum()), data.n_obs, role=role, min_genes=min_genes, best=before["max_genes_per_obs"], path=path)
+    keep_genes = cells_per_gene >= min_cells_gene  # scanpy's filter_genes rule
+    skeleton = data.skeleton[keep_obs, keep_genes].copy()
+    skeleton.obs["n_genes"] = genes_per_obs[keep_obs]
+    skeleton.var["n_cells"] = cells_per_gene[keep_genes].astype(int)
+
+    def kept_blocks():
+        for rows, block in data.blocks():
+            yield {"X": block["X"][keep_obs[rows]][:, keep_genes]}
+
+    kept_totals, kept_detected = [], []
+    for block in kept_blocks():
+        kept_totals.append(np.asarray(block["X"].sum(axis=1)).ravel())
+        kept_detected.append(np.asarray((block["X"] > 0).sum(axis=1)).ravel())
+    after = _counts_summary_of(np.concatenate(kept_totals), np.concatenate(kept_detected))
+    return RowBlocks(skeleton, kept_blocks), _role_summary(data.n_obs, data.n_vars, skeleton.n_obs, skeleton.n_vars, before, after)
+
+
+def _refuse_empty(n_kept: int, n_obs: int, *, role: str, min_genes: int, best: int, path) -> None:
+    if n_kept == 0:
+        noun = "cells" if role == "sc" else "spots"
+        option = "--min-genes-cell" if role == "sc" else "--min-genes-spot"
+        raise InputError(
+            path,
+            f"QC removed every one of the {n_obs} {noun} (threshold: {min_genes} detected genes; the best {noun[:-1]} detects {best})",
+            f"lower {option}, or check that the matrix holds counts with genes as columns",
+        )
+
+
+def _role_summary(n_obs_before: int, n_genes_before: int, n_obs_after: int, n_genes_after: int, before: dict, after: dict) -> dict:
+    return {
+        "n_obs_before": n_obs_before, "n_obs_after": n_obs_after,
+        "n_genes_before": n_genes_before, "n_genes_after": n_genes_after,
+        "median_counts_before": before["median_counts"], "median_counts_after": after["median_counts"],
+        "median_genes_before": before["median_genes"], "median_genes_after": after["median_genes"],
+    }
+
+
+def _counts_summary(matrix) -> dict[str, float]:
+    return _counts_summary_of(np.asarray(matrix.sum(axis=1)).ravel(), np.asarray((matrix > 0).sum(axis=1)).ravel())
+
+
+def _counts_summary_of(totals: np.ndarray, detected: np.ndarray) -> dict[str, float]:
     return {
         "median_counts": float(np.median(totals)) if totals.size else 0.0,
         "median_genes": float(np.median(detected)) if detected.size else 0.0,
@@ -204,19 +253,17 @@ def normalize(data: ad.AnnData, *, already_normalized: bool = False, path: str |
 
     Raw counts are kept in ``layers["counts"]``. Non-integer input is refused (it has already
     been normalized, and normalizing twice distorts it) unless ``already_normalized`` says the
-    values are log-normalized already, in which case they are used as they are.
+    values are log-normalized already, in which case they are used as they are. A reference on
+    disk (:class:`~causalged.stream.BackedReference`) is normalized block by block.
     """
+    if isinstance(data, BackedReference):
+        return _normalize_blocks(data, already_normalized=already_normalized, path=path)
     data = data.copy()
     if already_normalized:
         data.X = _as_float32(data.X)
         record_step(data, "normalize", {"method": "none (input declared already normalized)", "already_normalized": True})
         return data
-    if not is_integer_matrix(data.X):
-        raise InputError(
-            path,
-            "the matrix holds non-integer values, so it looks normalized already; normalizing it again would distort it",
-            "provide raw counts, or pass --already-normalized if these are log-normalized values to use as they are",
-        )
+    _refuse_normalized(data.X, path=path)
     totals = np.asarray(data.X.sum(axis=1)).ravel()
     target = float(np.median(totals))
     scaled = sc.pp.normalize_total(data, target_sum=None, inplace=False)["X"]  # a new matrix: X itself stays the counts
@@ -224,6 +271,37 @@ def normalize(data: ad.AnnData, *, already_normalized: bool = False, path: str |
     data.X = _as_float32(sc.pp.log1p(scaled))
     record_step(data, "normalize", {"method": "normalize_total(median) + log1p", "target_sum": target, "already_normalized": False})
     return data
+
+
+def _normalize_blocks(data: BackedReference, *, already_normalized: bool, path) -> RowBlocks:
+    """:func:`normalize` in two passes over the blocks: the median total (and the integer
+    check), then each block scaled to it with scanpy, its counts kept beside it."""
+    skeleton = data.skeleton.copy()
+    if already_normalized:
+        record_step(skeleton, "normalize", {"method": "none (input declared already normalized)", "already_normalized": True})
+        return RowBlocks(skeleton, lambda: ({"X": _as_float32(block["X"])} for _, block in data.blocks()))
+    totals = []
+    for _, block in data.blocks():
+        _refuse_normalized(block["X"], path=path)
+        totals.append(np.asarray(block["X"].sum(axis=1)).ravel())
+    target = float(np.median(np.concatenate(totals)))
+    record_step(skeleton, "normalize", {"method": "normalize_total(median) + log1p", "target_sum": target, "already_normalized": False})
+
+    def normalized():
+        for _, block in data.blocks():
+            scaled = sc.pp.normalize_total(ad.AnnData(X=block["X"]), target_sum=target, inplace=False)["X"]
+            yield {"X": _as_float32(sc.pp.log1p(scaled)), "counts": block["X"]}
+
+    return RowBlocks(skeleton, normalized)
+
+
+def _refuse_normalized(matrix, *, path) -> None:
+    if not is_integer_matrix(matrix):
+        raise InputError(
+            path,
+            "the matrix holds non-integer values, so it looks normalized already; normalizing it again would distort it",
+            "provide raw counts, or pass --already-normalized if these are log-normalized values to use as they are",
+        )
 
 
 def normalize_counts(counts, *, target_sum: float | None = None) -> np.ndarray:
@@ -243,6 +321,10 @@ def _as_float32(matrix):
 
 
 # --------------------------------------------------------------------------- HVG
+#: Above this many cells, a reference on disk has its gene variability estimated on a seeded
+#: sample of this many cells (bounded memory; an in-memory reference always uses every cell).
+VARIABILITY_CELLS = 100_000
+
 def select_hvg(
     sc_data: ad.AnnData,
     st_data: ad.AnnData,
@@ -254,15 +336,20 @@ def select_hvg(
 
     Variability is scanpy's ``highly_variable_genes(flavor="seurat")`` on the log-normalized
     reference (dispersion normalized within mean bins). The reference is subset to the union;
-    the ST data to the panel genes present in the reference (the trainable, shared genes).
+    the ST data to the panel genes present in the reference (the trainable, shared genes). A
+    reference on disk is subset block by block, its variability estimated on at most
+    :data:`VARIABILITY_CELLS` cells.
     """
     if not 0 < top_fraction <= 1:
         raise InputError(None, f"--top-fraction must be in (0, 1], got {top_fraction}", "pass a fraction such as 0.25")
     n_top = max(1, math.ceil(top_fraction * sc_data.n_vars))
+    backed = isinstance(sc_data, BackedReference)
     # scanpy reads only X: a view-free AnnData around the same matrix, not a copy of the whole
     # reference (X and its counts layer), keeps the step's peak near one extra X (its expm1 copy).
-    stats = ad.AnnData(X=sc_data.X, obs=pd.DataFrame(index=sc_data.obs_names), var=pd.DataFrame(index=sc_data.var_names))
+    matrix, variability_cells = _variability_rows(sc_data) if backed else (sc_data.X, sc_data.n_obs)
+    stats = ad.AnnData(X=matrix, var=pd.DataFrame(index=sc_data.var_names))
     sc.pp.highly_variable_genes(stats, n_top_genes=n_top, flavor="seurat")
+    del matrix
     panel = set(st_data.var_names)
     # panel genes QC removed (detected in no spot) were measured: imputing them would pass a measurement off as a prediction
     measured_dropped = set(st_data.uns.get("causalged", {}).get("qc", {}).get("st_genes_dropped", []))
@@ -275,30 +362,54 @@ def select_hvg(
         log.warning("%d requested genes are in the ST panel but were detected in no spot (removed by QC); they are not imputed: %s",
                     len(not_imputed), ", ".join(not_imputed[:10]))
     requested_set = set(requested) - set(missing)
-    var = pd.concat([sc_data.var.drop(columns=[c for c in stats.var if c in sc_data.var]), stats.var], axis=1)
-    var["causalged_shared"] = var_names_in(sc_data, panel)
-    var["causalged_requested"] = var_names_in(sc_data, requested_set)
-    keep = (var["highly_variable"] | var["causalged_shared"] | var["causalged_requested"]) & ~var_names_in(sc_data, measured_dropped)
-    sc_out = sc_data[:, keep.to_numpy()].copy()
-    sc_out.var = var[keep.to_numpy()].copy()
-    sc_out.var["causalged_target"] = ~sc_out.var["causalged_shared"]
-    shared = list(sc_out.var_names[sc_out.var["causalged_shared"].to_numpy()])
+    reference = sc_data.skeleton if backed else sc_data
+    var = pd.concat([reference.var.drop(columns=[c for c in stats.var if c in reference.var]), stats.var], axis=1)
+    var["causalged_shared"] = var_names_in(reference, panel)
+    var["causalged_requested"] = var_names_in(reference, requested_set)
+    keep = ((var["highly_variable"] | var["causalged_shared"] | var["causalged_requested"]) & ~var_names_in(reference, measured_dropped)).to_numpy()
+    sc_out = _subset_blocks(sc_data, keep) if backed else sc_data[:, keep].copy()
+    kept = annotations(sc_out)
+    kept.var = var[keep].copy()
+    kept.var["causalged_target"] = ~kept.var["causalged_shared"]
+    shared = list(kept.var_names[kept.var["causalged_shared"].to_numpy()])
     st_out = st_data[:, shared].copy()
     summary = {
         "flavor": "seurat (log-normalized data)",
         "top_fraction": top_fraction,
         "n_reference_genes": sc_data.n_vars,
         "n_highly_variable": int(var["highly_variable"].sum()),
-        "n_kept": sc_out.n_vars,
+        "n_cells_for_variability": variability_cells,
+        "n_kept": kept.n_vars,
         "n_shared": len(shared),
-        "n_targets": int(sc_out.var["causalged_target"].sum()),
+        "n_targets": int(kept.var["causalged_target"].sum()),
         "n_requested": len(requested),
         "requested_missing": missing,
         "st_genes_dropped_not_targets": sorted(measured_dropped & set(sc_data.var_names)),
     }
-    for data in (sc_out, st_out):
+    for data in (kept, st_out):
         record_step(data, "hvg", summary)
     return sc_out, st_out, summary
+
+
+def _variability_rows(data: BackedReference) -> tuple[sp.csr_matrix, int]:
+    """The rows scanpy estimates gene variability from: all of them up to :data:`VARIABILITY_CELLS`,
+    else a seeded sample of that many (per-gene means and dispersions settle long before)."""
+    n = min(data.n_obs, VARIABILITY_CELLS)
+    chosen = np.zeros(data.n_obs, dtype=bool)
+    chosen[np.random.default_rng(0).choice(data.n_obs, n, replace=False)] = True
+    parts = [block["X"][chosen[rows]] for rows, block in data.blocks()]
+    return sp.vstack(parts, format="csr"), n
+
+
+def _subset_blocks(data: BackedReference, keep: np.ndarray) -> RowBlocks:
+    """The kept genes of every matrix of a reference on disk, block by block."""
+    keys = tuple(data.matrices)
+
+    def kept():
+        for _, block in data.blocks(keys):
+            yield {key: matrix[:, keep] for key, matrix in block.items()}
+
+    return RowBlocks(data.skeleton[:, keep].copy(), kept)
 
 
 def var_names_in(data: ad.AnnData, names: set[str]) -> pd.Series:

@@ -7,11 +7,13 @@ Nextflow modules (``modules/local/*/main.nf``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
 from causalged import preprocess, report
 from causalged.io import check_writable, ensure_not_input, read_gene_list, read_h5ad, write_h5ad_atomic, write_json_atomic
+from causalged.stream import read_reference
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,10 @@ def run_qc(sample: str, sc_path: Path, st_path: Path, outdir: Path, **params) ->
     check_writable(outdir)
     for path in out.values():
         ensure_not_input(path, [sc_path, st_path])
-    sc_data = read_h5ad(sc_path, role="sc")
     st_data = read_h5ad(st_path, role="st")
-    sc_qc, st_qc, summary = preprocess.qc(sc_data, st_data, sc_path=sc_path, st_path=st_path, **params)
-    write_h5ad_atomic(sc_qc, out["sc"])
+    with read_reference(sc_path) as sc_data:
+        sc_qc, st_qc, summary = preprocess.qc(sc_data, st_data, sc_path=sc_path, st_path=st_path, **params)
+        write_h5ad_atomic(sc_qc, out["sc"])
     write_h5ad_atomic(st_qc, out["st"])
     write_json_atomic({"sample": sample, **summary}, out["json"])
     report.write_mqc_table(
@@ -52,10 +54,10 @@ def run_normalize(sample: str, sc_path: Path, st_path: Path, outdir: Path, *, al
     for path in out.values():
         ensure_not_input(path, [sc_path, st_path])
     for role, path in (("sc", sc_path), ("st", st_path)):
-        data = read_h5ad(path, role=role)
-        # name the user's file, not the QC step's copy of it, in an error about its values
-        source = data.uns.get("causalged", {}).get("qc", {}).get("inputs", {}).get(role) or path
-        write_h5ad_atomic(preprocess.normalize(data, already_normalized=already_normalized, path=source), out[role])
+        with read_reference(path) if role == "sc" else contextlib.nullcontext(read_h5ad(path, role=role)) as data:
+            # name the user's file, not the QC step's copy of it, in an error about its values
+            source = data.uns.get("causalged", {}).get("qc", {}).get("inputs", {}).get(role) or path
+            write_h5ad_atomic(preprocess.normalize(data, already_normalized=already_normalized, path=source), out[role])
     return out
 
 
@@ -64,15 +66,16 @@ def run_hvg(sample: str, sc_path: Path, st_path: Path, outdir: Path, *, genes: P
     check_writable(outdir)
     for path in out.values():
         ensure_not_input(path, [sc_path, st_path, genes])
-    sc_data = read_h5ad(sc_path, role="sc")
     st_data = read_h5ad(st_path, role="st")
     requested = read_gene_list(genes) if genes else None
-    sc_hvg, st_hvg, summary = preprocess.select_hvg(sc_data, st_data, top_fraction=top_fraction, requested_genes=requested)
-    split = preprocess.make_gene_splits(
-        list(st_hvg.var_names), target_genes=list(sc_hvg.var_names[sc_hvg.var["causalged_target"].to_numpy()]), seed=seed, n_folds=n_folds,
-        path=st_path,
-    )
-    write_h5ad_atomic(sc_hvg, out["sc"])
+    with read_reference(sc_path) as sc_data:
+        sc_hvg, st_hvg, summary = preprocess.select_hvg(sc_data, st_data, top_fraction=top_fraction, requested_genes=requested)
+        kept = preprocess.annotations(sc_hvg)
+        split = preprocess.make_gene_splits(
+            list(st_hvg.var_names), target_genes=list(kept.var_names[kept.var["causalged_target"].to_numpy()]), seed=seed,
+            n_folds=n_folds, path=st_path,
+        )
+        write_h5ad_atomic(sc_hvg, out["sc"])
     write_h5ad_atomic(st_hvg, out["st"])
     write_json_atomic({"sample": sample, **split}, out["split"])
     report.write_mqc_table(

@@ -110,4 +110,4 @@ def test_a_bad_cell_limit_is_refused_with_its_variable(monkeypatch):
     monkeypatch.setenv(FIT_CELLS_VARIABLE, "many")
     with pytest.raises(InputError, match=FIT_CELLS_VARIABLE) as err:
         get_imputer("knn").fit(sc_train, st_train)
-    assert "50000" in err.value.fix
+    assert "50,000" in err.value.fix

@@ -53,7 +53,7 @@ def parse_methods(text: str | Sequence[str] | None) -> list[str]:
 
 def load_inputs(sc_path: Path, st_path: Path, split_path: Path) -> tuple[ad.AnnData, ad.AnnData, dict[str, Any]]:
     """Read the hvg-step outputs and check that the split's genes are in both."""
-    sc_data = read_h5ad(sc_path, role="sc")
+    sc_data = read_h5ad(sc_path, role="sc", layers=False)
     st_data = read_h5ad(st_path, role="st")
     split = load_split(split_path)
     shared = [g for fold in split["folds"] for g in fold]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from typing import Any
 
 import numpy as np
 
 from causalged.arrays import as_dense, zscore
 from causalged.errors import InputError
+from causalged.limits import size_limit
 from causalged.metacells import metacell_groups, pooling_matrix
 
 #: Reference cells a method fits on as they are. Above it the reference is pooled into this many
@@ -32,17 +32,7 @@ log = logging.getLogger(__name__)
 
 def max_fit_cells() -> int:
     """The metacell limit in force (:data:`MAX_FIT_CELLS`, or :data:`FIT_CELLS_VARIABLE`)."""
-    raw = os.environ.get(FIT_CELLS_VARIABLE)
-    if raw is None:
-        return MAX_FIT_CELLS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise InputError(None, f"{FIT_CELLS_VARIABLE}={raw!r} is not a whole number of at least 2",
-                         f"set it to the most reference cells a fit may use unpooled (default {MAX_FIT_CELLS}), or unset it")
-    return value
+    return size_limit(FIT_CELLS_VARIABLE, MAX_FIT_CELLS, least=2, meaning="the most reference cells a fit may use unpooled")
 
 
 class ScaleMap:

@@ -21,12 +21,12 @@ with the spots. Above :data:`MAX_MODEL_SPOTS` spots (or the environment variable
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
 from causalged.errors import InputError
+from causalged.limits import size_limit
 from causalged.arrays import as_dense
 from causalged.methods.base import Imputer
 
@@ -37,7 +37,7 @@ MODEL_SPOTS_VARIABLE = "CAUSALGED_MAX_MODEL_SPOTS"
 
 def check_model_size(n_spots: int) -> None:
     """Refuse a diffusion model over more spots than the limit, naming the limit and how to change it."""
-    limit = int(os.environ.get(MODEL_SPOTS_VARIABLE, MAX_MODEL_SPOTS))
+    limit = size_limit(MODEL_SPOTS_VARIABLE, MAX_MODEL_SPOTS, meaning="the most spots a diffusion model may take")
     if n_spots > limit:
         raise InputError(None, f"the diffusion models (causalged*) take every spot as a model input and output, and {n_spots:,} spots "
                                f"are above their limit of {limit:,}",

@@ -15,11 +15,11 @@ subsample of ``max_entries // spots`` cells, recorded in ``info_``; when fewer t
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
 from causalged.errors import InputError
+from causalged.limits import size_limit
 from causalged.methods.base import Imputer
 
 #: Cells x spots entries of the map learned in full: about 0.5 GB of float32 state in all;
@@ -35,7 +35,7 @@ class TangramImputer(Imputer):
 
     def __init__(self, *, epochs: int = 100, lr: float = 0.1, seed: int = 0, device: str = "cpu", max_entries: int | None = None):
         super().__init__(epochs=epochs, lr=lr, seed=seed, device=device,
-                         max_entries=int(max_entries or os.environ.get(LIMIT_VARIABLE, MAX_MAP_ENTRIES)))
+                         max_entries=int(max_entries or size_limit(LIMIT_VARIABLE, MAX_MAP_ENTRIES, meaning="the most cells x spots entries the map may hold")))
 
     def _mapped_cells(self, n_cells: int, n_spots: int) -> np.ndarray | None:
         """The cells the map is learned for: all (None) within the limit, else a seeded subsample."""

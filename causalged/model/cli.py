@@ -98,7 +98,7 @@ def train_model(
     check_writable(outdir)  # before the training, not after it
     model_dir = outdir / f"{sample}.model"
     ensure_not_input(model_dir, [sc_path, st_path, split_path])
-    sc_data, st_data, split = read_h5ad(sc_path, role="sc"), read_h5ad(st_path, role="st"), load_split(split_path)
+    sc_data, st_data, split = read_h5ad(sc_path, role="sc", layers=False), read_h5ad(st_path, role="st"), load_split(split_path)
     for key in ("train", "val", "test"):
         _require_genes(sc_data, split[key], path=sc_path, what=key)
         _require_genes(st_data, split[key], path=st_path, what=key)
@@ -204,7 +204,7 @@ def impute_genes(
     config = json.loads(config_path.read_text())
     out_path = Path(outdir) / f"{sample}.imputed.h5ad"
     ensure_not_input(out_path, [sc_path, st_path])
-    sc_data, st_data = read_h5ad(sc_path, role="sc"), read_h5ad(st_path, role="st")
+    sc_data, st_data = read_h5ad(sc_path, role="sc", layers=False), read_h5ad(st_path, role="st")
     if "causalged_target" not in sc_data.var:
         raise InputError(sc_path, 'the reference has no var["causalged_target"] column', "pass the <sample>.sc.hvg.h5ad written by the hvg step")
     targets = list(sc_data.var_names[sc_data.var["causalged_target"].to_numpy(dtype=bool)])
