@@ -274,12 +274,15 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
 
     The model is loaded (or the method fitted) once; only the targets' scRNA-seq columns are
     sliced per block (column-compressed, so slicing is cheap and nothing is densified but the block).
+    ``sc_data.X`` is released once the target and fitting columns are taken (its ``var`` stays).
     """
     import scipy.sparse as sp
 
     method, fit_genes = config["method"], config.get("data", {}).get("fit_genes", [])
     target_matrix = sc_data[:, targets].X
     target_matrix = sp.csc_matrix(target_matrix) if sp.issparse(target_matrix) else np.asarray(target_matrix)
+    fit_matrix = sc_data[:, fit_genes].X
+    sc_data.X = None  # both slices taken: the whole reference, as large as the two, is not needed again
     sampling: dict[str, Any] = {}
     if not targets:
         return None, sampling
@@ -305,7 +308,8 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
 
     imputer = get_imputer(method, **config.get("params", {}))
     counts = st_data[:, fit_genes].layers["counts"] if imputer.needs_counts and "counts" in st_data.layers else None
-    imputer.fit(sc_data[:, fit_genes].X, st_data[:, fit_genes].X, st_counts=counts, st_coords=st_data.obsm.get("spatial"))  # no method's fit reads the targets
+    imputer.fit(fit_matrix, st_data[:, fit_genes].X, st_counts=counts, st_coords=st_data.obsm.get("spatial"))  # no method's fit reads the targets
+    del fit_matrix  # the fit keeps what it needs (pooled above the metacell limit)
     sampling["reference_pooled"] = imputer.pooling_
 
     def predict(start: int, stop: int):
