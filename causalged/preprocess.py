@@ -168,7 +168,7 @@ def _filter_blocks(data: BackedReference, *, min_genes: int, min_cells_gene: int
     part's summary), and the kept matrix written block by block."""
     keep_obs, genes_per_obs, totals = [], [], []
     cells_per_gene = np.zeros(data.n_vars)
-    for _, block in data.blocks():
+    for _, block in data.blocks(desc="QC, pass 1 of 3 (filters)"):
         keep, n_genes = sc.pp.filter_cells(block["X"], min_genes=min_genes, inplace=False)
         keep_obs.append(keep)
         genes_per_obs.append(n_genes)
@@ -182,12 +182,12 @@ def _filter_blocks(data: BackedReference, *, min_genes: int, min_cells_gene: int
     skeleton.obs["n_genes"] = genes_per_obs[keep_obs]
     skeleton.var["n_cells"] = cells_per_gene[keep_genes].astype(int)
 
-    def kept_blocks():
-        for rows, block in data.blocks():
+    def kept_blocks(desc: str = "QC, pass 3 of 3 (writing)"):
+        for rows, block in data.blocks(desc=desc):
             yield {"X": block["X"][keep_obs[rows]][:, keep_genes]}
 
     kept_totals, kept_detected = [], []
-    for block in kept_blocks():
+    for block in kept_blocks("QC, pass 2 of 3 (summary)"):
         kept_totals.append(np.asarray(block["X"].sum(axis=1)).ravel())
         kept_detected.append(np.asarray((block["X"] > 0).sum(axis=1)).ravel())
     after = _counts_summary_of(np.concatenate(kept_totals), np.concatenate(kept_detected))
@@ -279,16 +279,16 @@ def _normalize_blocks(data: BackedReference, *, already_normalized: bool, path) 
     skeleton = data.skeleton.copy()
     if already_normalized:
         record_step(skeleton, "normalize", {"method": "none (input declared already normalized)", "already_normalized": True})
-        return RowBlocks(skeleton, lambda: ({"X": _as_float32(block["X"])} for _, block in data.blocks()))
+        return RowBlocks(skeleton, lambda: ({"X": _as_float32(block["X"])} for _, block in data.blocks(desc="normalize (writing)")))
     totals = []
-    for _, block in data.blocks():
+    for _, block in data.blocks(desc="normalize, pass 1 of 2 (totals)"):
         _refuse_normalized(block["X"], path=path)
         totals.append(np.asarray(block["X"].sum(axis=1)).ravel())
     target = float(np.median(np.concatenate(totals)))
     record_step(skeleton, "normalize", {"method": "normalize_total(median) + log1p", "target_sum": target, "already_normalized": False})
 
     def normalized():
-        for _, block in data.blocks():
+        for _, block in data.blocks(desc="normalize, pass 2 of 2 (writing)"):
             scaled = sc.pp.normalize_total(ad.AnnData(X=block["X"]), target_sum=target, inplace=False)["X"]
             yield {"X": _as_float32(sc.pp.log1p(scaled)), "counts": block["X"]}
 
@@ -397,7 +397,7 @@ def _variability_rows(data: BackedReference) -> tuple[sp.csr_matrix, int]:
     n = min(data.n_obs, VARIABILITY_CELLS)
     chosen = np.zeros(data.n_obs, dtype=bool)
     chosen[np.random.default_rng(0).choice(data.n_obs, n, replace=False)] = True
-    parts = [block["X"][chosen[rows]] for rows, block in data.blocks()]
+    parts = [block["X"][chosen[rows]] for rows, block in data.blocks(desc="gene variability (sampling cells)")]
     return sp.vstack(parts, format="csr"), n
 
 
@@ -406,7 +406,7 @@ def _subset_blocks(data: BackedReference, keep: np.ndarray) -> RowBlocks:
     keys = tuple(data.matrices)
 
     def kept():
-        for _, block in data.blocks(keys):
+        for _, block in data.blocks(keys, desc="gene selection (writing)"):
             yield {key: matrix[:, keep] for key, matrix in block.items()}
 
     return RowBlocks(data.skeleton[:, keep].copy(), kept)

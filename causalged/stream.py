@@ -62,11 +62,15 @@ class BackedReference:
     var_names = property(lambda self: self.skeleton.var_names)
     uns = property(lambda self: self.skeleton.uns)
 
-    def blocks(self, keys: tuple[str, ...] = ("X",)) -> Iterator[tuple[slice, dict]]:
+    def blocks(self, keys: tuple[str, ...] = ("X",), *, desc: str = "reading") -> Iterator[tuple[slice, dict]]:
         """``(rows, {key: CSR block})`` over consecutive rows of about :data:`BLOCK_ENTRIES` stored
-        entries; ``X`` values are checked as they are read."""
+        entries; ``X`` values are checked as they are read. A pass over an atlas takes minutes:
+        a progress bar (on standard error, every 10 s) says how far it is."""
+        from tqdm.auto import tqdm
+
         per_block = max(1, int(BLOCK_ENTRIES * self.n_obs / max(1, stored_matrix_entries(self.matrices["X"]))))
-        for start in range(0, self.n_obs, per_block):
+        starts = range(0, self.n_obs, per_block)
+        for start in tqdm(starts, desc=f"{self.path.name}: {desc}", unit="block", mininterval=10.0, leave=False):
             rows = slice(start, min(start + per_block, self.n_obs))
             block = {key: sp.csr_matrix(self.matrices[key][rows]) for key in keys}
             if "X" in block:
