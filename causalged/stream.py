@@ -60,7 +60,18 @@ class BackedReference:
     n_vars = property(lambda self: self.skeleton.n_vars)
     obs_names = property(lambda self: self.skeleton.obs_names)
     var_names = property(lambda self: self.skeleton.var_names)
+    var = property(lambda self: self.skeleton.var)
     uns = property(lambda self: self.skeleton.uns)
+
+    def columns(self, genes: dict[str, list[str]]) -> dict[str, sp.csr_matrix]:
+        """For each named list of genes, those columns of ``X`` over every cell, in one pass: the
+        modelling steps' way to take their genes without holding the whole matrix."""
+        where = {name: self.var_names.get_indexer(names) for name, names in genes.items()}
+        parts: dict[str, list] = {name: [] for name in genes}
+        for _, block in self.blocks(desc="taking genes"):
+            for name, index in where.items():
+                parts[name].append(block["X"][:, index])
+        return {name: sp.vstack(blocks, format="csr") for name, blocks in parts.items()}
 
     def blocks(self, keys: tuple[str, ...] = ("X",), *, desc: str = "reading") -> Iterator[tuple[slice, dict]]:
         """``(rows, {key: CSR block})`` over consecutive rows of about :data:`BLOCK_ENTRIES` stored
@@ -107,10 +118,11 @@ def open_backed(path: str | Path, *, role: str = "sc") -> BackedReference:
 
 
 @contextlib.contextmanager
-def read_reference(path: str | Path):
-    """The reference as a step should hold it: in memory, or backed above :func:`stream_limit`."""
+def read_reference(path: str | Path, *, layers: bool = True):
+    """The reference as a step should hold it: in memory (``layers=False``: without its layers),
+    or backed above :func:`stream_limit`."""
     if stored_entries(path) <= stream_limit():
-        yield read_h5ad(path, role="sc")
+        yield read_h5ad(path, role="sc", layers=layers)
         return
     backed = open_backed(path, role="sc")
     try:

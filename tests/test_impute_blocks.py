@@ -98,3 +98,20 @@ def test_impute_records_a_pooled_reference(monkeypatch, tiny_preprocessed, tmp_p
     assert "reference_pooled" not in whole.uns["causalged"]["impute"]  # None is not written
     assert dict(pooled.uns["causalged"]["impute"]["reference_pooled"]) == {"cells": n_cells, "metacells": 50, "limit_variable": FIT_CELLS_VARIABLE}
     assert pooled.shape == whole.shape and np.isfinite(pooled.X).all() and not np.allclose(pooled.X, whole.X)
+
+
+def test_impute_from_a_reference_on_disk_gives_the_in_memory_values(monkeypatch, tiny_preprocessed, tmp_path):
+    """Above the stream limit impute takes its genes from the reference in blocks of cells, never whole."""
+    import causalged.stream as stream
+
+    model = train_model("tiny", tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"], tmp_path / "train",
+                        method="knn_ridge_blend", device="cpu")
+    whole = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "whole", n_samples=2, device="cpu"))
+    passes = []
+    original = stream.BackedReference.columns
+    monkeypatch.setattr(stream.BackedReference, "columns", lambda self, genes: passes.append(list(genes)) or original(self, genes))
+    monkeypatch.setattr(stream, "BLOCK_ENTRIES", 500)
+    monkeypatch.setenv(stream.STREAM_VARIABLE, "1")
+    streamed = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "streamed", n_samples=2, device="cpu"))
+    assert passes == [["targets", "fit"]]
+    _assert_same_anndata(whole, streamed)

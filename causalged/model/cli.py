@@ -194,6 +194,7 @@ def impute_genes(
     from causalged.evaluation.trust import trust_flag
     from causalged.io import check_writable, ensure_not_input, read_h5ad, record_step, write_h5ad_columns_atomic
     from causalged.model.training import resolve_device
+    from causalged.stream import read_reference
 
     resolve_device(device)  # --device cuda without a GPU is an error, whatever the method
     check_writable(outdir)
@@ -204,34 +205,36 @@ def impute_genes(
     config = json.loads(config_path.read_text())
     out_path = Path(outdir) / f"{sample}.imputed.h5ad"
     ensure_not_input(out_path, [sc_path, st_path])
-    sc_data, st_data = read_h5ad(sc_path, role="sc", layers=False), read_h5ad(st_path, role="st")
-    if "causalged_target" not in sc_data.var:
-        raise InputError(sc_path, 'the reference has no var["causalged_target"] column', "pass the <sample>.sc.hvg.h5ad written by the hvg step")
-    targets = list(sc_data.var_names[sc_data.var["causalged_target"].to_numpy(dtype=bool)])
-    method, data = config["method"], config.get("data", {})
-    fit_genes = data.get("fit_genes", [])
-    if method in MODEL_METHODS:
-        for key, adata, path in (("sc_fingerprint", sc_data, sc_path), ("st_fingerprint", st_data, st_path)):
-            if data.get(key) and data[key] != _fingerprint(adata.obs_names):
-                raise InputError(path, "its cells/spots (names or order) differ from those the model was trained on",
-                                 "impute with the same .h5ad files that `causalged train` used, or retrain")
-    else:
-        _require_genes(sc_data, fit_genes, path=sc_path, what="fitting")
-        _require_genes(st_data, fit_genes, path=st_path, what="fitting")
-    if not targets:
-        log.warning("%s: the reference has no gene outside the ST panel: nothing to impute (writing an empty result)", sc_path)
-    skeleton = ad.AnnData(obs=st_data.obs.copy(), var=pd.DataFrame(index=pd.Index(targets, dtype=str)))
-    skeleton.obsm["spatial"] = np.asarray(st_data.obsm["spatial"], dtype=float)
-    skeleton.var["expected_pcc"] = _expected_pcc(trust, method, targets)
-    skeleton.var["trust"] = trust_flag(skeleton.var["expected_pcc"]).to_numpy()
-    skeleton.uns["causalged"] = dict(st_data.uns.get("causalged", {}))
-    predict, sampling = _predictor(config, model_dir, sc_data, st_data, targets, n_samples=n_samples, seed=seed, sampler=sampler,
-                                   steps=steps, mode=mode, device=device)
+    st_data = read_h5ad(st_path, role="st")
+    with read_reference(sc_path, layers=False) as sc_data:  # on disk above the stream limit: read in blocks of cells
+        if "causalged_target" not in sc_data.var:
+            raise InputError(sc_path, 'the reference has no var["causalged_target"] column', "pass the <sample>.sc.hvg.h5ad written by the hvg step")
+        targets = list(sc_data.var_names[sc_data.var["causalged_target"].to_numpy(dtype=bool)])
+        method, data = config["method"], config.get("data", {})
+        fit_genes = data.get("fit_genes", [])
+        if method in MODEL_METHODS:
+            for key, adata, path in (("sc_fingerprint", sc_data, sc_path), ("st_fingerprint", st_data, st_path)):
+                if data.get(key) and data[key] != _fingerprint(adata.obs_names):
+                    raise InputError(path, "its cells/spots (names or order) differ from those the model was trained on",
+                                     "impute with the same .h5ad files that `causalged train` used, or retrain")
+        else:
+            _require_genes(sc_data, fit_genes, path=sc_path, what="fitting")
+            _require_genes(st_data, fit_genes, path=st_path, what="fitting")
+        if not targets:
+            log.warning("%s: the reference has no gene outside the ST panel: nothing to impute (writing an empty result)", sc_path)
+        skeleton = ad.AnnData(obs=st_data.obs.copy(), var=pd.DataFrame(index=pd.Index(targets, dtype=str)))
+        skeleton.obsm["spatial"] = np.asarray(st_data.obsm["spatial"], dtype=float)
+        skeleton.var["expected_pcc"] = _expected_pcc(trust, method, targets)
+        skeleton.var["trust"] = trust_flag(skeleton.var["expected_pcc"]).to_numpy()
+        skeleton.uns["causalged"] = dict(st_data.uns.get("causalged", {}))
+        predict, sampling = _predictor(config, model_dir, sc_data, st_data, targets, n_samples=n_samples, seed=seed, sampler=sampler,
+                                       steps=steps, mode=mode, device=device)
+        sc_genes = ad.AnnData(var=sc_data.var.copy())  # what the report needs once the matrices are taken
     block_genes = genes_per_block(st_data.n_obs, n_samples, chunk_genes)
 
     def blocks():
         """Predict, score and hand over one block of genes at a time; then the report and the record."""
-        drawn = target_map_genes(skeleton.var, requested=requested_genes(sc_data))
+        drawn = target_map_genes(skeleton.var, requested=requested_genes(sc_genes))
         maps, scores = [], []
         for start in range(0, max(len(targets), 1), block_genes):
             genes = targets[start:start + block_genes]
@@ -243,7 +246,7 @@ def impute_genes(
             yield start, {"X": block.X, "std": np.asarray(samples, dtype=np.float32).std(axis=0)}
         known = [table for table in scores if table is not None]
         _report_safely(sample, "imputed-gene maps not drawn", write_target_report, sample, skeleton, ad.concat(maps, axis=1, merge="first"),
-                       pd.concat(known, ignore_index=True) if known else None, sc_data, outdir=Path(outdir))
+                       pd.concat(known, ignore_index=True) if known else None, sc_genes, outdir=Path(outdir))
         record_step(skeleton, "impute", {
             "method": method, "n_samples": n_samples, "seed": seed, "sampler": sampler if method in MODEL_METHODS else None,
             "steps": steps if method in MODEL_METHODS else None, "mode": sampling.get("mode"),
@@ -278,17 +281,22 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
     """
     import scipy.sparse as sp
 
+    from causalged.stream import BackedReference
+
     method, fit_genes = config["method"], config.get("data", {}).get("fit_genes", [])
-    target_matrix = sc_data[:, targets].X
-    target_matrix = sp.csc_matrix(target_matrix) if sp.issparse(target_matrix) else np.asarray(target_matrix)
-    fit_matrix = sc_data[:, fit_genes].X
-    sc_data.X = None  # both slices taken: the whole reference, as large as the two, is not needed again
     sampling: dict[str, Any] = {}
     if not targets:
         return None, sampling
+    if isinstance(sc_data, BackedReference):  # one pass over its blocks of cells, never the whole matrix
+        columns = sc_data.columns({"targets": targets, "fit": fit_genes})
+        target_matrix, fit_matrix = columns.pop("targets"), columns.pop("fit")
+    else:
+        target_matrix, fit_matrix = sc_data[:, targets].X, sc_data[:, fit_genes].X
+        sc_data.X = None  # both slices taken: the whole reference, as large as the two, is not needed again
     if method in MODEL_METHODS:
         from causalged.model import CausalGeD
 
+        target_matrix = _column_compressed(target_matrix)
         model = CausalGeD.load(model_dir, device=device)
         sampling["mode"] = mode = mode or model.data_info.get("default_mode", "one_group")
         if mode == "autoregressive" and not model.config["causal_mask"]:
@@ -310,12 +318,20 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
     counts = st_data[:, fit_genes].layers["counts"] if imputer.needs_counts and "counts" in st_data.layers else None
     imputer.fit(fit_matrix, st_data[:, fit_genes].X, st_counts=counts, st_coords=st_data.obsm.get("spatial"))  # no method's fit reads the targets
     del fit_matrix  # the fit keeps what it needs (pooled above the metacell limit)
+    target_matrix = _column_compressed(target_matrix)  # after the fit: the two copies never meet the fitting matrix
     sampling["reference_pooled"] = imputer.pooling_
 
     def predict(start: int, stop: int):
         return imputer.predict_with_samples(target_matrix[:, start:stop], n_samples=n_samples, seed=seed)
 
     return predict, sampling
+
+
+def _column_compressed(matrix):
+    """Targets are sliced by columns, a block of genes at a time: CSC makes that cheap."""
+    import scipy.sparse as sp
+
+    return sp.csc_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix)
 
 
 def _report_safely(sample: str, what: str, function, *args, **kwargs):
