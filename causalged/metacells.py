@@ -87,7 +87,8 @@ def _split_quota(sizes: np.ndarray, total: int) -> np.ndarray:
 
 
 def pooling_matrix(groups: np.ndarray, n_groups: int) -> sp.csr_matrix:
-    """Sparse (n_groups, cells) matrix whose product with a cells x genes matrix is the group means."""
+    """Sparse (n_groups, cells) matrix whose product with a cells x genes matrix is the group means
+    (float32, like the reference: a float64 pool would double the pooled product's memory)."""
     sizes = np.bincount(groups, minlength=n_groups).astype(np.float64)
-    weights = 1.0 / sizes[groups]
+    weights = (1.0 / sizes[groups]).astype(np.float32)
     return sp.csr_matrix((weights, (groups, np.arange(len(groups)))), shape=(n_groups, len(groups)))

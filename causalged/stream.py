@@ -68,10 +68,10 @@ class BackedReference:
         modelling steps' way to take their genes without holding the whole matrix."""
         where = {name: self.var_names.get_indexer(names) for name, names in genes.items()}
         parts: dict[str, list] = {name: [] for name in genes}
-        for _, block in self.blocks(desc="taking genes"):
+        for _, block in self.blocks(desc=f"taking genes ({', '.join(genes)})"):
             for name, index in where.items():
                 parts[name].append(block["X"][:, index])
-        return {name: sp.vstack(blocks, format="csr") for name, blocks in parts.items()}
+        return {name: stack_rows(blocks) for name, blocks in parts.items()}
 
     def blocks(self, keys: tuple[str, ...] = ("X",), *, desc: str = "reading") -> Iterator[tuple[slice, dict]]:
         """``(rows, {key: CSR block})`` over consecutive rows of about :data:`BLOCK_ENTRIES` stored
@@ -90,6 +90,25 @@ class BackedReference:
 
     def close(self) -> None:
         self.file.close()
+
+
+def stack_rows(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
+    """``scipy.sparse.vstack`` that empties ``blocks`` as it copies them, so the peak is the
+    result plus one block instead of twice the result."""
+    n_cols = blocks[0].shape[1]
+    nnz = sum(block.nnz for block in blocks)
+    index_type = np.int64 if max(nnz, n_cols) > np.iinfo(np.int32).max else np.int32  # one type: scipy would copy to unify
+    data = np.empty(nnz, dtype=blocks[0].dtype)
+    indices = np.empty(nnz, dtype=index_type)
+    indptr = [np.zeros(1, dtype=index_type)]
+    at = 0
+    while blocks:
+        block = blocks.pop(0)
+        data[at:at + block.nnz], indices[at:at + block.nnz] = block.data, block.indices
+        indptr.append(block.indptr[1:].astype(index_type) + at)
+        at += block.nnz
+    indptr = np.concatenate(indptr)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, n_cols))
 
 
 def stored_matrix_entries(handle) -> int:
