@@ -273,9 +273,16 @@ def _atlas_note(atlas: dict, route: tuple[str, ...]) -> str:
     parts = [f"{step} {atlas[step]['seconds'] / 60:.1f} min / {atlas[step]['peak_rss'] / 2**30:.1f} GB" for step in route
              if atlas[step]["status"] == "ok"]
     simulated = atlas["simulate"]
-    return (f"per step: {', '.join(parts)}; simulating the pair (not part of the route) took {simulated['seconds'] / 60:.0f} min "
+    note = (f"per step: {', '.join(parts)}; simulating the pair (not part of the route) took {simulated['seconds'] / 60:.0f} min "
             f"and {simulated['peak_rss'] / 2**30:.1f} GB. qc, normalize and hvg stream the gzip-compressed reference in row blocks "
-            "on one core (each pass decompresses it; normalize writes it twice, log values and counts), which is where the time goes.")
+            "on one core (each pass decompresses it; normalize writes it twice, log values and counts), which is where their time goes.")
+    if atlas["impute"]["status"].startswith("stopped: memory"):
+        spots, panel = atlas.get("shape", {}).get("st", {}).get("shape", [0, 0])
+        note += (f" impute reads the reference's genes in blocks and fits on 50,000 metacells, but the default's final fit holds "
+                 f"the ST panel ({spots:,} spots x {panel:,} genes) as dense float64, {spots * panel * 8 / 2**30:.1f} GB a copy, "
+                 "several times (the input and the standardized copies the kNN view's PCA and the ridge view fit on): that, "
+                 "not the reference, passes 16 GB. Needed: the final fit in float32 or in blocks of spots.")
+    return note
 
 
 def _target_rows(results: dict, runs: dict, slopes: dict, *, time_limit: float) -> list[str]:
