@@ -52,6 +52,7 @@ def read_h5ad(path: str | Path, *, role: Role, layers: bool = True) -> ad.AnnDat
 
 
 def _read_without_layers(path: Path) -> ad.AnnData:
+    """Every part of the file but its layers (and ``raw``)."""
     import h5py
     from anndata.io import read_elem
 
@@ -73,6 +74,7 @@ def check_readable(path: str | Path, *, role: Role) -> Path:
 
 
 def not_anndata(path: Path, err: Exception) -> InputError:
+    """The error for a file that exists but is not AnnData (h5py and anndata raise many types)."""
     return InputError(
         path,
         f"could not be read as AnnData .h5ad ({type(err).__name__}: {err})",
