@@ -74,7 +74,7 @@ def cli(verbose: int, quiet: bool, debug: bool, cpus: int | None) -> None:
 @click.option("--panel-fraction", type=float, default=None, help="Share of the reference genes in the ST panel, in (0, 1).")
 @click.option("--base-mean", type=float, default=None,
               help="Genes' mean baseline log-rate for the chunked generator (default -3.0, about 21 %% of reference entries non-zero; "
-                   "-4.5 gives droplet-atlas sparsity, about 6 %%).")
+                   "-4.5 gives droplet-atlas sparsity, about 8 %%).")
 def simulate(outdir: Path, name: str, size: str, seed: int, grn: str, n_cells, n_spots, n_genes, panel_fraction, base_mean) -> None:
     """Generate paired demo data (scRNA-seq + ST) with a known regulatory network.
 

@@ -299,8 +299,7 @@ def write_h5ad_rows_atomic(skeleton: ad.AnnData, path: str | Path, blocks: Itera
 
     The row-wise twin of :func:`write_h5ad_columns_atomic`, for references too large to hold:
     ``skeleton`` has every part but the matrices; ``blocks`` yields ``{"X": csr, layer: csr}``
-    for consecutive rows and may update ``skeleton.uns`` (a summary only known at the end),
-    which is written after the last block. The file reads back as CSR with gzip compression.
+    for consecutive rows. The file reads back as CSR with gzip compression.
     """
     import h5py
     from anndata.io import sparse_dataset, write_elem
@@ -323,7 +322,6 @@ def write_h5ad_rows_atomic(skeleton: ad.AnnData, path: str | Path, blocks: Itera
                     written[key] = written.get(key, 0) + matrix.shape[0]
             if any(rows != skeleton.n_obs for rows in written.values()):
                 raise ValueError(f"row blocks gave {written} rows for {skeleton.n_obs} observations")
-            write_elem(handle, "uns", dict(skeleton.uns), dataset_kwargs={"compression": "gzip"})
 
     return atomic_write(path, writer)
 

@@ -163,9 +163,9 @@ def _filter_in_memory(data: ad.AnnData, *, min_genes: int, min_cells_gene: int, 
 
 
 def _filter_blocks(data: BackedReference, *, min_genes: int, min_cells_gene: int, role: str, path) -> tuple[RowBlocks, dict]:
-    """:func:`_filter_in_memory` for a reference on disk: scanpy's filters block by block, in
-    two passes (which cells pass and in how many of them each gene is detected; then the kept
-    part's summary), and the kept matrix written block by block."""
+    """:func:`_filter_in_memory` for a reference on disk: scanpy's filters block by block in a
+    first pass (which cells pass, and in how many of them each gene is detected), the kept
+    part's summary in a second, and the kept matrix written block by block in a third."""
     keep_obs, genes_per_obs, totals = [], [], []
     cells_per_gene = np.zeros(data.n_vars)
     for _, block in data.blocks(desc="QC, pass 1 of 3 (filters)"):

@@ -111,7 +111,7 @@ def simulate(*, size: str = "demo", seed: int = 0, grn: str = "cell", n_cells: i
     return (sc_data.to_memory() if isinstance(sc_data, RowBlocks) else sc_data), st_data, requested
 
 
-def _generate(*, size: str, seed: int, grn: str, base_mean: float | None, **overrides) -> tuple[ad.AnnData | RowBlocks, ad.AnnData, list[str]]:
+def _generate(*, size: str, seed: int, grn: str, base_mean: float | None = None, **overrides) -> tuple[ad.AnnData | RowBlocks, ad.AnnData, list[str]]:
     """:func:`simulate`, with a custom size's reference left as row blocks (written without holding it)."""
     if size not in SIZES:
         raise ValueError(f"unknown simulation size {size!r}; choose one of {sorted(SIZES)}")
@@ -457,7 +457,7 @@ def write_demo(outdir: str | Path, *, name: str = "demo", size: str = "demo", se
         "samplesheet": outdir / "samplesheet.csv",
     }
     _refuse_foreign_files(paths)
-    sc_data, st_data, requested = _generate(size=size, seed=seed, grn=grn, **{"base_mean": None, **dimensions})
+    sc_data, st_data, requested = _generate(size=size, seed=seed, grn=grn, **dimensions)
     write_h5ad_atomic(sc_data, paths["sc"])
     write_h5ad_atomic(st_data, paths["st"])
     write_text_atomic("\n".join(requested) + "\n", paths["genes"])

@@ -15,7 +15,6 @@ subsample of ``max_entries // spots`` cells, recorded in ``info_``; when fewer t
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from causalged.errors import InputError

@@ -277,27 +277,24 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
 
     The model is loaded (or the method fitted) once; only the targets' scRNA-seq columns are
     sliced per block (column-compressed, so slicing is cheap and nothing is densified but the block).
-    ``sc_data.X`` is released once the target and fitting columns are taken (its ``var`` stays);
-    a reference on disk is read twice in blocks, the fitting genes before the fit, the targets after.
+    A reference on disk is read in blocks of cells, never whole: the fitting genes before the
+    fit, the targets after it. An in-memory one has ``X`` released once both are sliced.
     """
-    import scipy.sparse as sp
-
     from causalged.stream import BackedReference
 
     method, fit_genes = config["method"], config.get("data", {}).get("fit_genes", [])
     sampling: dict[str, Any] = {}
     if not targets:
         return None, sampling
-    backed = isinstance(sc_data, BackedReference)  # then read in blocks of cells, never whole: the fitting
-    if backed:                                      # genes now, the targets once the fit is done
-        target_matrix, fit_matrix = None, sc_data.columns({"fitting": fit_genes})["fitting"]
-    else:
-        target_matrix, fit_matrix = sc_data[:, targets].X, sc_data[:, fit_genes].X
-        sc_data.X = None  # both slices taken: the whole reference, as large as the two, is not needed again
+    backed = isinstance(sc_data, BackedReference)
+
+    def columns(genes: list[str]):
+        return sc_data.columns({"genes": genes})["genes"] if backed else sc_data[:, genes].X
+
     if method in MODEL_METHODS:
         from causalged.model import CausalGeD
 
-        target_matrix = _column_compressed(sc_data.columns({"targets": targets})["targets"] if backed else target_matrix)
+        target_matrix = _column_compressed(columns(targets))
         model = CausalGeD.load(model_dir, device=device)
         sampling["mode"] = mode = mode or model.data_info.get("default_mode", "one_group")
         if mode == "autoregressive" and not model.config["causal_mask"]:
@@ -315,12 +312,16 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
         return predict, sampling
     from causalged.methods import get_imputer
 
+    fit_matrix = columns(fit_genes)
+    target_matrix = None if backed else columns(targets)
+    if not backed:
+        sc_data.X = None  # both slices taken: the whole reference, as large as the two, is not needed again
     imputer = get_imputer(method, **config.get("params", {}))
     counts = st_data[:, fit_genes].layers["counts"] if imputer.needs_counts and "counts" in st_data.layers else None
     imputer.fit(fit_matrix, st_data[:, fit_genes].X, st_counts=counts, st_coords=st_data.obsm.get("spatial"))  # no method's fit reads the targets
     del fit_matrix  # the fit keeps what it needs (pooled above the metacell limit)
     # after the fit: the targets (and their column-compressed copy) never share memory with the fitting genes
-    target_matrix = _column_compressed(sc_data.columns({"targets": targets})["targets"] if backed else target_matrix)
+    target_matrix = _column_compressed(columns(targets) if backed else target_matrix)
     sampling["reference_pooled"] = imputer.pooling_
 
     def predict(start: int, stop: int):
