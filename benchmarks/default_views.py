@@ -45,7 +45,6 @@ from causalged.io import write_text_atomic
 from causalged.methods import get_imputer
 from causalged.arrays import as_dense, zscore
 from causalged.methods.blend import ALPHA_GRID, MAX_INNER_GENES
-from causalged.methods.kernel_ridge import gene_features
 from causalged.methods.knn import top_cosine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,9 +96,8 @@ def fold_variants(inputs: dict, *, seed: int, smoother: sp.csr_matrix) -> dict[s
     if len(default.oof_spots_) == st_train.shape[0]:
         scored = default.oof_genes_
         resid = zscore(st_train[:, scored]) - default.oof_pattern_
-        features = default.ridge_model_.x_train_[scored]
-        correction = resid @ similarity_weights(gene_features(sc_test) @ features.T, PROPAGATION_GENES).T
-        within = features @ features.T
+        correction = resid @ similarity_weights(default.ridge_model_.correlation(sc_test)[:, scored], PROPAGATION_GENES).T
+        within = default.ridge_model_.corr_[np.ix_(scored, scored)].copy()
         np.fill_diagonal(within, -np.inf)
         fold_of = inner_fold_of(sc_train.shape[1], seed)
         inner_weights = similarity_weights(np.where(fold_of[:, None] == fold_of[None, :], within, -np.inf), PROPAGATION_GENES)

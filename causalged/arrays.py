@@ -16,11 +16,51 @@ def as_dense(matrix) -> np.ndarray:
     return np.asarray(matrix, dtype=np.float64)
 
 
-def zscore(x: np.ndarray, *, axis: int = 0) -> np.ndarray:
-    """z-score along ``axis``; a constant vector becomes all zeros instead of NaN."""
-    mean = x.mean(axis=axis, keepdims=True)
-    sd = x.std(axis=axis, keepdims=True)
-    return (x - mean) / np.where(sd > 0, sd, 1.0)
+#: Rows of a matrix a blocked column pass takes at a time (about 2^24 entries): moments and
+#: products over 10^5 spots never make a second copy of the matrix.
+BLOCK_ENTRIES = 2**24
+
+
+def row_blocks(n_rows: int, n_cols: int) -> list[slice]:
+    """Slices of rows holding about :data:`BLOCK_ENTRIES` entries each (one slice when small)."""
+    step = max(1, BLOCK_ENTRIES // max(n_cols, 1))
+    return [slice(start, min(start + step, n_rows)) for start in range(0, max(n_rows, 1), step)]
+
+
+def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column mean and (population) SD, in blocks of rows, so a large matrix is never copied."""
+    blocks = row_blocks(x.shape[0], x.shape[1])
+    if len(blocks) == 1:
+        return np.asarray(x.mean(axis=0), dtype=np.float64), np.asarray(x.std(axis=0), dtype=np.float64)
+    mean = sum(np.asarray(x[b].sum(axis=0), dtype=np.float64) for b in blocks) / x.shape[0]
+    squares = sum(np.sum((x[b] - mean) ** 2, axis=0) for b in blocks)
+    return mean, np.sqrt(squares / x.shape[0])
+
+
+def zscore(x: np.ndarray, *, axis: int = 0, moments: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """z-score along ``axis``; a constant vector becomes all zeros instead of NaN. One new array.
+    ``moments`` (column mean and SD, axis 0) z-scores a block of rows as part of a larger matrix."""
+    if moments is not None:
+        mean, sd = moments
+    elif axis == 0:
+        mean, sd = column_moments(x)
+    else:
+        mean, sd = x.mean(axis=axis, keepdims=True), x.std(axis=axis, keepdims=True)
+    out = np.subtract(x, mean)
+    out /= np.where(sd > 0, sd, 1.0)
+    return out
+
+
+def standardized_product(x: np.ndarray, weights: np.ndarray, moments: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``zscore(x) @ weights.T`` (rows x outputs) from x's column ``moments`` without a z-scored
+    copy of x: ``x @ (w / sd).T - (mean / sd) @ w.T``, in blocks of rows. Constant columns count 0."""
+    mean, sd = moments
+    scaled = weights / np.where(sd > 0, sd, np.inf)  # outputs x columns
+    offset = scaled @ mean
+    out = np.empty((x.shape[0], weights.shape[0]), dtype=np.result_type(x.dtype, scaled.dtype))
+    for b in row_blocks(x.shape[0], x.shape[1]):
+        out[b] = x[b] @ scaled.T - offset
+    return out
 
 
 def renormalize_log(st_log: np.ndarray) -> np.ndarray:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from causalged.methods import DEFAULT_METHOD, METHODS, get_imputer
-from causalged.arrays import renormalize_log
+from causalged.arrays import renormalize_log, zscore
 from causalged.methods.base import ScaleMap
-from causalged.methods.kernel_ridge import gene_kernel, gene_features, loo_predictions
+from causalged.methods.kernel_ridge import gene_features, gene_kernel, loo_predictions, loo_scores, mean_row_pcc
 
 FAST = ["knn", "kernel_ridge", "kernel_ridge_rbf", "spot_depth", "mean_map", "knn_ridge_blend", "tangram"]
 
@@ -73,7 +73,7 @@ def test_closed_form_loo_matches_refitting(arrays):
     x = gene_features(arrays["sc_train"])
     y = arrays["st_train"].T
     k = gene_kernel(x, x, kernel="rbf", gamma=1.0)
-    fast = loo_predictions(k, y, [0.3])[0]
+    fast = next(loo_predictions(k, y, [0.3]))
     for i in (0, 5):
         keep = np.arange(len(k)) != i
         coef = np.linalg.solve(k[np.ix_(keep, keep)] + 0.3 * np.eye(keep.sum()), y[keep])
@@ -116,3 +116,13 @@ def test_mean_map_is_one_map_on_each_genes_scale(arrays):
     expected_mean, _ = ScaleMap().fit(arrays["sc_train"], arrays["st_train"]).moments(arrays["sc_target"])
     assert not np.allclose(pred.mean(0), pred.mean(0)[0])  # ... on each gene's own scale
     assert np.corrcoef(pred.mean(0), expected_mean)[0, 1] > 0.9
+
+
+def test_loo_scores_equal_the_pcc_of_the_loo_predictions(arrays):
+    """The ridge selection scores each ridge from residual moments; they must be the mean PCC of the predictions."""
+    x = gene_features(arrays["sc_train"])
+    y = zscore(arrays["st_train"]).T
+    k = gene_kernel(x, x, kernel="rbf", gamma=1.0)
+    ridges = [0.01, 0.3, 10.0]
+    expected = [mean_row_pcc(pred, y) for pred in loo_predictions(k, y, ridges)]
+    np.testing.assert_allclose(list(loo_scores(k, y, ridges)), expected, rtol=1e-9)

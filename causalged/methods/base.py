@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from causalged.arrays import as_dense, zscore
+from causalged.arrays import as_dense, column_moments, zscore
 from causalged.errors import InputError
 from causalged.limits import size_limit
 from causalged.metacells import metacell_groups, pooling_matrix
@@ -47,7 +47,7 @@ class ScaleMap:
     EPS = 1e-6
 
     def fit(self, sc_train: np.ndarray, st_train: np.ndarray) -> "ScaleMap":
-        return self.fit_moments(sc_train.mean(axis=0), sc_train.std(axis=0), st_train.mean(axis=0), st_train.std(axis=0))
+        return self.fit_moments(*column_moments(sc_train), *column_moments(st_train))
 
     def fit_moments(self, sc_mean, sc_sd, st_mean, st_sd) -> "ScaleMap":
         """Fit from per-gene moments (for callers that never hold the whole matrices)."""
@@ -56,7 +56,7 @@ class ScaleMap:
         return self
 
     def moments(self, sc_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.predict_moments(sc_target.mean(axis=0), sc_target.std(axis=0))
+        return self.predict_moments(*column_moments(sc_target))
 
     def predict_moments(self, sc_mean, sc_sd) -> tuple[np.ndarray, np.ndarray]:
         """Predicted ST mean and SD of genes with these scRNA-seq moments."""
@@ -126,7 +126,8 @@ class Imputer:
             raise ValueError(f"st_coords has {len(st_coords)} rows but st_train has {st_train.shape[0]} spots")
         self.st_coords_ = None if st_coords is None else np.asarray(st_coords, dtype=float)
         self._fit_args = (sc_train, st_train, None if st_counts is None else as_dense(st_counts))
-        self.scale_ = ScaleMap().fit(sc_train, st_train)
+        self.train_moments_ = (*column_moments(sc_train), *column_moments(st_train))  # sc mean, sc SD, ST mean, ST SD per gene
+        self.scale_ = ScaleMap().fit_moments(*self.train_moments_)
         self._fit(sc_train, st_train, st_counts=self._fit_args[2], sc_target=None if sc_target is None else self.reference(sc_target))
         if self.pooling_:
             self.info_["reference_pooled"] = self.pooling_

@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from causalged.arrays import renormalize_log, similar_gene_average, zscore
+from causalged.arrays import column_moments, renormalize_log, similar_gene_average, zscore
 from causalged.methods.base import Imputer, ScaleMap
-from causalged.methods.kernel_ridge import KernelRidgeImputer, gene_features
+from causalged.methods.kernel_ridge import KernelRidgeImputer, gene_correlation
 from causalged.methods.knn import knn_weight_grid
 from causalged.methods.spatial import neighbour_graph
 
@@ -83,18 +83,19 @@ class KnnRidgeBlendImputer(Imputer):
             return (0.0,), (self._grid("spatial_neighbours", SPATIAL_NEIGHBOURS_GRID)[0],)
         return self._grid("spatial_weight", SPATIAL_WEIGHT_GRID), self._grid("spatial_neighbours", SPATIAL_NEIGHBOURS_GRID)
 
-    def _candidate_views(self, sc_train, st_train, sc_target) -> tuple[dict, dict]:
-        """z-scored candidate patterns of the targets (spots x targets): kNN per (n_pcs, k) and ridge per kernel."""
+    def _candidate_views(self, sc_train, st_train, sc_target, *, corr, target_corr, sc_moments) -> tuple[dict, dict]:
+        """z-scored candidate patterns of the targets (spots x targets): kNN per (n_pcs, k) and ridge
+        per kernel; ``corr`` and ``target_corr`` are the genes' correlations over cells (slices of the fit's)."""
         weights = knn_weight_grid(sc_train, st_train, ks=self._grid("k", K_GRID), n_pcs_grid=self._grid("n_pcs", N_PCS_GRID), seed=self.params["seed"])
         knn = {key: zscore(np.asarray(w @ sc_target)) for key, w in weights.items()}
-        x, maps = gene_features(sc_train), zscore(st_train).T  # shared by both kernels: one product over cells each
-        corr, target_corr = x @ x.T, gene_features(sc_target) @ x.T
-        models = {kernel: KernelRidgeImputer(kernel=kernel, ridge=self.params["ridge"], gamma=self.params["gamma"]).fit_features(x, maps, corr=corr)
+        moments = (*sc_moments, *column_moments(st_train))  # shared by both kernels, like the correlations
+        models = {kernel: KernelRidgeImputer(kernel=kernel, ridge=self.params["ridge"], gamma=self.params["gamma"]).fit_arrays(sc_train, st_train, corr=corr, moments=moments)
                   for kernel in self._grid("ridge_kernel", KERNELS)}
         return knn, {kernel: zscore(m.pattern_from_correlation(target_corr)) for kernel, m in models.items()}
 
     def _fit(self, sc_train, st_train, *, st_counts, sc_target) -> None:
         weights, neighbours = self._spatial_grid()
+        self.corr_ = gene_correlation(sc_train, sc_train, moments_b=self.train_moments_[:2])  # genes x genes over cells, sliced by every fit below
         self.graphs_ = {n: neighbour_graph(self.st_coords_, n_neighbours=n) for n in neighbours} if max(weights) > 0 else {}
         self.oof_pcc_ = self.oof_pattern_ = None
         fixed = all(self.params[p] is not None for p in ("k", "n_pcs", "ridge_kernel", "alpha")) and len(weights) * len(neighbours) == 1
@@ -106,7 +107,9 @@ class KnnRidgeBlendImputer(Imputer):
             self.choice_, scores = self._search(sc_train, st_train, weights=weights, neighbours=neighbours)
         c = self.choice_
         self.weights_ = knn_weight_grid(sc_train, st_train, ks=(c.k,), n_pcs_grid=(c.n_pcs,), seed=self.params["seed"])[(c.n_pcs, c.k)]
-        self.ridge_model_ = KernelRidgeImputer(kernel=c.ridge_kernel, ridge=self.params["ridge"], gamma=self.params["gamma"]).fit(sc_train, st_train)
+        self.ridge_model_ = KernelRidgeImputer(kernel=c.ridge_kernel, ridge=self.params["ridge"], gamma=self.params["gamma"]).fit_arrays(
+            sc_train, st_train, corr=self.corr_, moments=self.train_moments_)
+        self.refits_ = {}  # bootstrap refits by (seed, count), made once and reused by every block of targets
         self.info_ = {
             **asdict(c),
             "selected_by": "fixed" if fixed else "inner CV on training genes",
@@ -137,13 +140,15 @@ class KnnRidgeBlendImputer(Imputer):
         knn_oof: dict = {}
         ridge_oof: dict = {}
         self.oof_moments_ = np.zeros((2, len(scored)))  # ST mean and SD each scored gene gets from a scale fitted without it
+        moments = np.stack(self.train_moments_)
         for inner in np.array_split(rng.permutation(scored), n_inner):
             rest = np.setdiff1d(np.arange(n_genes), inner)
             if len(rest) < 2:
                 continue
             cols = np.searchsorted(scored, inner)
-            self.oof_moments_[:, cols] = ScaleMap().fit(sc_train[:, rest], st_train[:, rest]).moments(sc_train[:, inner])
-            knn, ridge = self._candidate_views(sc_train[:, rest], renormalize_log(st_search[:, rest]), sc_train[:, inner])
+            self.oof_moments_[:, cols] = ScaleMap().fit_moments(*moments[:, rest]).predict_moments(*moments[:2, inner])
+            knn, ridge = self._candidate_views(sc_train[:, rest], renormalize_log(st_search[:, rest]), sc_train[:, inner], corr=self.corr_[np.ix_(rest, rest)],
+                                               target_corr=self.corr_[np.ix_(inner, rest)], sc_moments=tuple(moments[:2, rest]))
             for store, views in ((knn_oof, knn), (ridge_oof, ridge)):
                 for key, view in views.items():
                     store.setdefault(key, np.zeros((len(spots), len(scored))))[:, cols] = view
@@ -186,10 +191,10 @@ class KnnRidgeBlendImputer(Imputer):
         fall inside the central ``level`` interval as often as stated (split-conformal style):
         the ``level`` quantile of |truth - prediction| / residual SD, over 1.645. Pattern, ST
         mean and SD of each scored gene all come from fits without it, as for a target gene."""
-        sc_scored, st_scored = sc_train[:, self.oof_genes_], st_train[np.ix_(self.oof_spots_, self.oof_genes_)]
+        st_scored = st_train[np.ix_(self.oof_spots_, self.oof_genes_)]
         mean, sd = self.oof_moments_
         pred = np.clip(self.oof_pattern_ * sd + mean, 0.0, None)
-        own = gene_features(sc_scored) @ self.ridge_model_.x_train_[self.oof_genes_].T
+        own = self.corr_[np.ix_(self.oof_genes_, self.oof_genes_)]
         resid_sd = sd * np.sqrt(1.0 - self._expected_from_correlation(own, exclude_self=True) ** 2)
         ratio = np.abs(st_scored - pred) / np.where(resid_sd > 0, resid_sd, np.inf)
         return float(np.quantile(ratio, level) / 1.6449)
@@ -199,7 +204,7 @@ class KnnRidgeBlendImputer(Imputer):
         training genes (``exclude_self``: the targets are those genes, each estimated from the others)."""
         if self.oof_pcc_ is None:
             return None
-        return self._expected_from_correlation(gene_features(self.reference(sc_target)) @ self.ridge_model_.x_train_[self.oof_genes_].T,
+        return self._expected_from_correlation(self.ridge_model_.correlation(self.reference(sc_target))[:, self.oof_genes_],
                                                k=k, exclude_self=exclude_self)
 
     def _expected_from_correlation(self, sim: np.ndarray, *, k: int = 5, exclude_self: bool = False) -> np.ndarray:
@@ -224,28 +229,30 @@ class KnnRidgeBlendImputer(Imputer):
         few samples is the calibrated interval, not a Monte-Carlo estimate that runs narrow.
         Without inner CV (everything fixed) only the refits are used.
         """
-        sc_train, st_train, _ = self._fit_args
         sc_target = self.reference(sc_target)
-        rng = np.random.default_rng(seed)
         knn = zscore(np.asarray(self.weights_ @ sc_target))
-        x, maps = self.ridge_model_.x_train_, zscore(st_train).T
-        corr, target_corr = self.ridge_model_.corr_, gene_features(sc_target) @ x.T
-        moments = np.stack([sc_train.mean(axis=0), sc_train.std(axis=0), st_train.mean(axis=0), st_train.std(axis=0)])
-        target_moments = (sc_target.mean(axis=0), sc_target.std(axis=0))
-        refits = []
-        for _ in range(min(n_samples, self.max_refits)):
-            pick = rng.choice(sc_train.shape[1], size=sc_train.shape[1], replace=True)
-            ridge = KernelRidgeImputer(kernel=self.choice_.ridge_kernel, ridge=self.ridge_model_.ridge_, gamma=self.ridge_model_.gamma_)
-            ridge.fit_features(x[pick], maps[pick], corr=corr[np.ix_(pick, pick)])
-            pattern = self._combine(knn, zscore(ridge.pattern_from_correlation(target_corr[:, pick])), self.choice_)
-            refits.append(ScaleMap().fit_moments(*moments[:, pick]).to_st(pattern, sc_moments=target_moments))
-        samples = np.stack(refits)[np.arange(n_samples) % len(refits)]
+        target_corr = self.ridge_model_.correlation(sc_target)
+        target_moments = column_moments(sc_target)
+        patterns = [scale.to_st(self._combine(knn, zscore(ridge.pattern_from_correlation(target_corr)), self.choice_), sc_moments=target_moments)
+                    for ridge, scale in self._refits(min(n_samples, self.max_refits), seed=seed)]
+        samples = np.stack(patterns)[np.arange(n_samples) % len(patterns)]
         if self.oof_pcc_ is None:
             return samples.astype(np.float32)
         r = self._expected_from_correlation(target_corr[:, self.oof_genes_])
         _, sd = self.scale_.predict_moments(*target_moments)
         noise = stratified_normal(samples.shape, rng=np.random.default_rng(seed + 1)) * (self.noise_scale_ * sd * np.sqrt(1.0 - r**2))
         return np.clip(samples + noise, 0.0, None).astype(np.float32)
+
+    def _refits(self, n_refits: int, *, seed: int) -> list[tuple[KernelRidgeImputer, ScaleMap]]:
+        """``n_refits`` bootstrap draws of the training genes: each a resampled ridge view (one
+        genes x genes solve) and the ST scale fitted on the drawn genes' moments, kept for reuse."""
+        key = (seed, n_refits)
+        if key not in self.refits_:
+            rng, n_genes = np.random.default_rng(seed), len(self.train_moments_[0])
+            moments = np.stack(self.train_moments_)
+            picks = [rng.choice(n_genes, size=n_genes, replace=True) for _ in range(n_refits)]
+            self.refits_[key] = [(self.ridge_model_.resampled(pick), ScaleMap().fit_moments(*moments[:, pick])) for pick in picks]
+        return self.refits_[key]
 
 
 def stratified_normal(shape: tuple[int, ...], *, rng: np.random.Generator) -> np.ndarray:

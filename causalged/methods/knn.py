@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import PCA
 
-from causalged.arrays import zscore
+from causalged.arrays import column_moments, row_blocks, zscore
 from causalged.methods.base import Imputer
 
 
@@ -22,14 +22,26 @@ def knn_weights(sc_train: np.ndarray, st_train: np.ndarray, *, k: int = 50, n_pc
     return knn_weight_grid(sc_train, st_train, ks=(k,), n_pcs_grid=(n_pcs,), seed=seed)[(n_pcs, k)]
 
 
+#: Rows (cells and spots together) the joint PCA is fitted on; above it a seeded sample of each
+#: modality in proportion to its rows, so the fit holds at most this many rows (0.8 GB at 5,000
+#: genes) while every cell and spot is projected, a block at a time.
+MAX_PCA_ROWS = 20_000
+
+
 def knn_weight_grid(sc_train: np.ndarray, st_train: np.ndarray, *, ks, n_pcs_grid, seed: int = 0) -> dict[tuple[int, int], sp.csr_matrix]:
     """``{(n_pcs, k): weights}`` for every pair, from one joint PCA and one neighbour search per
     ``n_pcs``: the leading components of the largest PCA are the smaller PCAs, and the k nearest
     cells are the first k of the largest k, so the whole grid costs little more than its largest entry."""
-    sc_z, st_z = zscore(sc_train), zscore(st_train)
+    sc_moments, st_moments = column_moments(sc_train), column_moments(st_train)
     n_max = max(1, min(max(n_pcs_grid), sc_train.shape[1] - 1))
-    pca = PCA(n_components=n_max, random_state=seed).fit(np.vstack([sc_z, st_z]))
-    cells, spots = pca.transform(sc_z), pca.transform(st_z)
+    n_rows = sc_train.shape[0] + st_train.shape[0]
+    rng = np.random.default_rng(seed)
+    sample = [np.sort(rng.permutation(len(x))[: max(1, round(len(x) * MAX_PCA_ROWS / n_rows))]) if n_rows > MAX_PCA_ROWS else slice(None)
+              for x in (sc_train, st_train)]
+    pca = PCA(n_components=n_max, random_state=seed).fit(np.vstack([zscore(sc_train[sample[0]], moments=sc_moments),
+                                                                     zscore(st_train[sample[1]], moments=st_moments)]))
+    cells, spots = (np.vstack([pca.transform(zscore(x[b], moments=m)) for b in row_blocks(*x.shape)])
+                    for x, m in ((sc_train, sc_moments), (st_train, st_moments)))
     k_max = min(max(ks), cells.shape[0])
     rows = np.arange(spots.shape[0])
     out = {}

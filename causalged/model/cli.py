@@ -312,14 +312,14 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
         return predict, sampling
     from causalged.methods import get_imputer
 
-    fit_matrix = columns(fit_genes)
+    handed_over = [columns(fit_genes)]  # popped into the fit, which then holds the only reference and drops it once pooled
     target_matrix = None if backed else columns(targets)
     if not backed:
         sc_data.X = None  # both slices taken: the whole reference, as large as the two, is not needed again
     imputer = get_imputer(method, **config.get("params", {}))
     counts = st_data[:, fit_genes].layers["counts"] if imputer.needs_counts and "counts" in st_data.layers else None
-    imputer.fit(fit_matrix, st_data[:, fit_genes].X, st_counts=counts, st_coords=st_data.obsm.get("spatial"))  # no method's fit reads the targets
-    del fit_matrix  # the fit keeps what it needs (pooled above the metacell limit)
+    # no method's fit reads the targets; it keeps what it needs (pooled above the metacell limit)
+    imputer.fit(handed_over.pop(), st_data[:, fit_genes].X, st_counts=counts, st_coords=st_data.obsm.get("spatial"))
     # after the fit: the targets (and their column-compressed copy) never share memory with the fitting genes
     target_matrix = _column_compressed(columns(targets) if backed else target_matrix)
     sampling["reference_pooled"] = imputer.pooling_
