@@ -126,3 +126,11 @@ def test_loo_scores_equal_the_pcc_of_the_loo_predictions(arrays):
     ridges = [0.01, 0.3, 10.0]
     expected = [mean_row_pcc(pred, y) for pred in loo_predictions(k, y, ridges)]
     np.testing.assert_allclose(list(loo_scores(k, y, ridges)), expected, rtol=1e-9)
+
+
+def test_default_predict_with_samples_equals_its_two_calls(arrays):
+    """The default shares one kNN product and one correlation pass between mean and samples; they must match the separate calls."""
+    model = get_imputer("knn_ridge_blend").fit(arrays["sc_train"], arrays["st_train"])
+    mean, samples = model.predict_with_samples(arrays["sc_target"], n_samples=4, seed=3)
+    np.testing.assert_array_equal(mean, model.predict(arrays["sc_target"]))
+    np.testing.assert_array_equal(samples, model.predict_samples(arrays["sc_target"], n_samples=4, seed=3))

@@ -229,10 +229,21 @@ class KnnRidgeBlendImputer(Imputer):
         few samples is the calibrated interval, not a Monte-Carlo estimate that runs narrow.
         Without inner CV (everything fixed) only the refits are used.
         """
-        sc_target = self.reference(sc_target)
-        knn = zscore(np.asarray(self.weights_ @ sc_target))
-        target_corr = self.ridge_model_.correlation(sc_target)
-        target_moments = column_moments(sc_target)
+        return self._samples(*self._target_inputs(self.reference(sc_target)), n_samples=n_samples, seed=seed)
+
+    def predict_with_samples(self, sc_target, *, n_samples: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(prediction, samples) from one kNN product and one correlation pass over the targets."""
+        knn, target_corr, target_moments = self._target_inputs(self.reference(sc_target))
+        mean = self.scale_.to_st(self._combine(knn, zscore(self.ridge_model_.pattern_from_correlation(target_corr)), self.choice_),
+                                 sc_moments=target_moments)
+        return mean.astype(np.float32), self._samples(knn, target_corr, target_moments, n_samples=n_samples, seed=seed)
+
+    def _target_inputs(self, sc_target: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """What every prediction of these targets shares: the kNN view, their gene correlations and scRNA-seq moments."""
+        return zscore(np.asarray(self.weights_ @ sc_target)), self.ridge_model_.correlation(sc_target), column_moments(sc_target)
+
+    def _samples(self, knn, target_corr, target_moments, *, n_samples: int, seed: int) -> np.ndarray:
+        """:meth:`predict_samples` from :meth:`_target_inputs`."""
         patterns = [scale.to_st(self._combine(knn, zscore(ridge.pattern_from_correlation(target_corr)), self.choice_), sc_moments=target_moments)
                     for ridge, scale in self._refits(min(n_samples, self.max_refits), seed=seed)]
         samples = np.stack(patterns)[np.arange(n_samples) % len(patterns)]
