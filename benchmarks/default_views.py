@@ -126,6 +126,9 @@ def fold_variants(inputs: dict, *, seed: int, smoother: sp.csr_matrix) -> dict[s
     out["scale: no clip (negative values)"] = linear
     out["scale: soft floor (softplus, half the SD)"] = 0.5 * sd * np.logaddexp(0.0, linear / (0.5 * sd))
     out["scale: shift each gene's minimum to 0"] = linear - np.minimum(linear.min(axis=0), 0.0)
+    expected = np.clip(default.expected_pcc(sc_test), 0.05, 1.0)  # a conditional mean's SD is PCC x the gene's SD
+    out["scale: SD shrunk by the expected PCC"] = np.clip(pattern * sd * expected + mean, 0.0, None)
+    out["scale: SD halved"] = np.clip(pattern * sd * 0.5 + mean, 0.0, None)
     return out
 
 

@@ -73,6 +73,16 @@ class BackedReference:
                 parts[name].append(block["X"][:, index])
         return {name: stack_rows(blocks) for name, blocks in parts.items()}
 
+    def pooled_columns(self, genes: list[str], pool: sp.csr_matrix) -> np.ndarray:
+        """``pool @ X[:, genes]`` (metacells x genes, float32) summed a block of cells at a time:
+        an atlas's targets as a fit on metacells sees them, without their cells x genes matrix."""
+        index = self.var_names.get_indexer(genes)
+        pool = sp.csc_matrix(pool)  # sliced by cells below
+        out = np.zeros((pool.shape[0], len(genes)), dtype=np.float32)
+        for rows, block in self.blocks(desc="pooling target genes into metacells"):
+            out += (pool[:, rows] @ block["X"][:, index]).toarray()
+        return out
+
     def blocks(self, keys: tuple[str, ...] = ("X",), *, desc: str = "reading") -> Iterator[tuple[slice, dict]]:
         """``(rows, {key: CSR block})`` over consecutive rows of about :data:`BLOCK_ENTRIES` stored
         entries; ``X`` values are checked as they are read. A pass over an atlas takes minutes:

@@ -115,3 +115,27 @@ def test_impute_from_a_reference_on_disk_gives_the_in_memory_values(monkeypatch,
     streamed = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "streamed", n_samples=2, device="cpu"))
     assert passes == [["genes"], ["genes"]]  # the fitting genes, then the targets
     _assert_same_anndata(whole, streamed)
+
+
+def test_pooled_targets_from_a_reference_on_disk_are_pooled_as_they_are_read(monkeypatch, tiny_preprocessed, tmp_path):
+    """Above both limits the targets are pooled into the fit's metacells a block of cells at a
+    time (never held cell by cell) and the imputed values are those of the in-memory route."""
+    import causalged.stream as stream
+    from causalged.methods.base import FIT_CELLS_VARIABLE
+
+    model = train_model("tiny", tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"], tmp_path / "train",
+                        method="knn_ridge_blend", device="cpu")
+    monkeypatch.setenv(FIT_CELLS_VARIABLE, "50")
+    in_memory = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "memory", n_samples=2, device="cpu"))
+    taken, pooled = [], []
+    columns, pooled_columns = stream.BackedReference.columns, stream.BackedReference.pooled_columns
+    monkeypatch.setattr(stream.BackedReference, "columns", lambda self, genes: taken.append(list(genes)) or columns(self, genes))
+    monkeypatch.setattr(stream.BackedReference, "pooled_columns",
+                        lambda self, genes, pool: pooled.append((len(genes), pool.shape)) or pooled_columns(self, genes, pool))
+    monkeypatch.setattr(stream, "BLOCK_ENTRIES", 500)
+    monkeypatch.setenv(stream.STREAM_VARIABLE, "1")
+    streamed = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "streamed", n_samples=2, device="cpu"))
+    n_cells = ad.read_h5ad(tiny_preprocessed["sc"]).n_obs
+    assert taken == [["genes"]] and pooled == [(streamed.n_vars, (50, n_cells))]  # fitting genes by cell; targets only pooled
+    np.testing.assert_allclose(streamed.X, in_memory.X, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(streamed.layers["std"], in_memory.layers["std"], rtol=1e-3, atol=1e-5)

@@ -315,6 +315,15 @@ run_qc("tiny", Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
 """
 
 
+def _fold0_recorded(out: Path) -> bool:
+    """Fold 0 is finished once the resume log says so (its file is renamed into place a moment before)."""
+    try:
+        records = json.loads((out / "pipeline_info" / "resume.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return bool(records.get("tiny/crossval fold 0", {}).get("finished"))
+
+
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory, tiny_paths):
     """A write killed between temporary and rename, then `causalged run` killed mid-way and run again (twice)."""
@@ -331,7 +340,7 @@ def killed_and_resumed(tmp_path_factory, tiny_paths):
     proc = subprocess.Popen([sys.executable, "-m", "causalged.cli", "-q", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     fold0 = out / "tiny" / "crossval" / "tiny.fold0.predictions.h5ad"
     deadline = time.time() + 300
-    while not fold0.exists() and proc.poll() is None and time.time() < deadline:
+    while not _fold0_recorded(out) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     record["run_rc"] = proc.wait()

@@ -145,9 +145,11 @@ class Imputer:
 
     def reference(self, sc) -> np.ndarray:
         """Cells x genes as the fit sees them: pooled into the fit's metacells above the size
-        limit (sparse input stays sparse until then), dense float64. Every ``sc_target`` goes through it."""
+        limit (sparse input stays sparse until then), dense float64. Every ``sc_target`` goes
+        through it; one with a row per metacell is pooled already (``pool @ cells``, taken a block
+        of cells at a time by `causalged impute` from a reference on disk) and is used as it is."""
         pool = getattr(self, "cell_pool_", None)
-        return as_dense(sc if pool is None else pool @ sc)
+        return as_dense(sc if pool is None or sc.shape[0] == pool.shape[0] else pool @ sc)
 
     def predict(self, sc_target) -> np.ndarray:
         sc_target = self.reference(sc_target)

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from causalged.arrays import column_moments, renormalize_log, similar_gene_average, zscore
 from causalged.methods.base import Imputer, ScaleMap
@@ -48,6 +49,9 @@ MAX_INNER_GENES = 1000
 #: spots becomes the n x subset / spots nearest sampled ones, about the same radius), so its
 #: cost stops growing with the tissue; the final fit always uses every spot.
 MAX_INNER_SPOTS = 4000
+#: A search over more (spots x training genes) entries than this shows a progress bar over its
+#: inner folds (at atlas size each takes minutes; below it the whole search takes seconds).
+PROGRESS_ENTRIES = 10**7
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,9 @@ class KnnRidgeBlendImputer(Imputer):
         ridge_oof: dict = {}
         self.oof_moments_ = np.zeros((2, len(scored)))  # ST mean and SD each scored gene gets from a scale fitted without it
         moments = np.stack(self.train_moments_)
-        for inner in np.array_split(rng.permutation(scored), n_inner):
+        folds = tqdm(np.array_split(rng.permutation(scored), n_inner), desc="knn_ridge_blend: inner CV", unit="fold", leave=False,
+                     disable=len(spots) * n_genes < PROGRESS_ENTRIES)
+        for inner in folds:
             rest = np.setdiff1d(np.arange(n_genes), inner)
             if len(rest) < 2:
                 continue

@@ -61,6 +61,20 @@ def _require_genes(adata: ad.AnnData, genes: list[str], *, path: Path, what: str
                          "use the .h5ad files and split.json written by the same hvg run")
 
 
+def _reference_for_training(path: Path, method: str) -> ad.AnnData:
+    """The reference a model trains on, in memory; for a refit method only its cells and genes
+    (the split is checked and recorded now, the values are read by `causalged impute`), so that
+    recording an atlas-size reference costs seconds, not a read of every entry."""
+    from causalged.io import read_h5ad
+    from causalged.stream import open_backed
+
+    if method in MODEL_METHODS:
+        return read_h5ad(path, role="sc", layers=False)
+    backed = open_backed(path, role="sc")
+    backed.close()
+    return backed.skeleton
+
+
 def _refit_params(method: str, *, seed: int, device: str) -> dict[str, Any]:
     """The seed/device a refit method accepts; everything else stays at the method's defaults."""
     from causalged.methods import get_imputer
@@ -98,7 +112,7 @@ def train_model(
     check_writable(outdir)  # before the training, not after it
     model_dir = outdir / f"{sample}.model"
     ensure_not_input(model_dir, [sc_path, st_path, split_path])
-    sc_data, st_data, split = read_h5ad(sc_path, role="sc", layers=False), read_h5ad(st_path, role="st"), load_split(split_path)
+    sc_data, st_data, split = _reference_for_training(sc_path, method), read_h5ad(st_path, role="st"), load_split(split_path)
     for key in ("train", "val", "test"):
         _require_genes(sc_data, split[key], path=sc_path, what=key)
         _require_genes(st_data, split[key], path=st_path, what=key)
@@ -278,8 +292,10 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
     The model is loaded (or the method fitted) once; only the targets' scRNA-seq columns are
     sliced per block (column-compressed, so slicing is cheap and nothing is densified but the block).
     A reference on disk is read in blocks of cells, never whole: the fitting genes before the
-    fit, the targets after it. An in-memory one has ``X`` released once both are sliced.
+    fit, the targets after it (pooled into the fit's metacells as they are read, when the fit
+    pooled). An in-memory one has ``X`` released once both are sliced.
     """
+    from causalged.arrays import as_dense
     from causalged.stream import BackedReference
 
     method, fit_genes = config["method"], config.get("data", {}).get("fit_genes", [])
@@ -320,8 +336,13 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
     counts = st_data[:, fit_genes].layers["counts"] if imputer.needs_counts and "counts" in st_data.layers else None
     # no method's fit reads the targets; it keeps what it needs (pooled above the metacell limit)
     imputer.fit(handed_over.pop(), st_data[:, fit_genes].X, st_counts=counts, st_coords=st_data.obsm.get("spatial"))
-    # after the fit: the targets (and their column-compressed copy) never share memory with the fitting genes
-    target_matrix = _column_compressed(columns(targets) if backed else target_matrix)
+    # after the fit, so the targets never share memory with the fitting genes; pooled like the fit's
+    # reference when it was pooled (an atlas's targets on disk are then never held cell by cell)
+    pool = getattr(imputer, "cell_pool_", None)
+    if pool is None:
+        target_matrix = _column_compressed(columns(targets) if backed else target_matrix)
+    else:
+        target_matrix = sc_data.pooled_columns(targets, pool) if backed else as_dense(pool @ target_matrix).astype(np.float32)
     sampling["reference_pooled"] = imputer.pooling_
 
     def predict(start: int, stop: int):
