@@ -51,15 +51,18 @@ def zscore(x: np.ndarray, *, axis: int = 0, moments: tuple[np.ndarray, np.ndarra
     return out
 
 
-def standardized_product(x: np.ndarray, weights: np.ndarray, moments: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def standardized_product(x: np.ndarray, weights: np.ndarray, moments: tuple[np.ndarray, np.ndarray], *,
+                         columns: np.ndarray | None = None) -> np.ndarray:
     """``zscore(x) @ weights.T`` (rows x outputs) from x's column ``moments`` without a z-scored
-    copy of x: ``x @ (w / sd).T - (mean / sd) @ w.T``, in blocks of rows. Constant columns count 0."""
-    mean, sd = moments
+    copy of x: ``x @ (w / sd).T - (mean / sd) @ w.T``, in blocks of rows. Constant columns count 0.
+    ``columns``: the columns of x that ``weights`` (outputs x len(columns)) covers, the others
+    weighing 0; the product then costs len(columns) / x's columns of the whole one."""
+    mean, sd = (np.asarray(m) for m in moments) if columns is None else (np.asarray(m)[columns] for m in moments)
     scaled = weights / np.where(sd > 0, sd, np.inf)  # outputs x columns
     offset = scaled @ mean
     out = np.empty((x.shape[0], weights.shape[0]), dtype=np.result_type(x.dtype, scaled.dtype))
     for b in row_blocks(x.shape[0], x.shape[1]):
-        out[b] = x[b] @ scaled.T - offset
+        out[b] = (x[b] if columns is None else x[b][:, columns]) @ scaled.T - offset
     return out
 
 

@@ -134,3 +134,35 @@ def test_default_predict_with_samples_equals_its_two_calls(arrays):
     mean, samples = model.predict_with_samples(arrays["sc_target"], n_samples=4, seed=3)
     np.testing.assert_array_equal(mean, model.predict(arrays["sc_target"]))
     np.testing.assert_array_equal(samples, model.predict_samples(arrays["sc_target"], n_samples=4, seed=3))
+
+
+def test_blocked_products_equal_the_direct_ones(monkeypatch):
+    """Moments and z-scored products in row blocks (and on a subset of columns) are the plain
+    numpy results; a resampled ridge fit's pattern (genes drawn twice) is zscore(ST) @ its weights."""
+    import causalged.arrays as arrays
+    from causalged.methods.kernel_ridge import KernelRidgeImputer, kernel_from_correlation
+
+    monkeypatch.setattr(arrays, "BLOCK_ENTRIES", 64)  # blocks of a few rows
+    rng = np.random.default_rng(3)
+    x = rng.gamma(1.0, 1.0, (50, 12))
+    x[:, 4] = 2.0  # a constant column counts 0
+    w = rng.normal(size=(3, 12))
+    mean, sd = arrays.column_moments(x)
+    np.testing.assert_allclose(mean, x.mean(axis=0))
+    np.testing.assert_allclose(sd, x.std(axis=0))
+    np.testing.assert_allclose(arrays.standardized_product(x, w, (mean, sd)), zscore(x) @ w.T, atol=1e-12)
+    columns = np.array([1, 4, 7, 8])
+    sparse_w = np.zeros_like(w)
+    sparse_w[:, columns] = w[:, columns]
+    np.testing.assert_allclose(arrays.standardized_product(x, w[:, columns], (mean, sd), columns=columns), zscore(x) @ sparse_w.T, atol=1e-12)
+
+    sc_train, st_train = rng.gamma(1.0, 1.0, (40, 12)), x
+    model = KernelRidgeImputer(kernel="rbf", ridge=1.0, gamma=1.0).fit_arrays(sc_train, st_train)
+    pick = np.array([0, 0, 3, 5, 5, 5, 9, 11])
+    refit = model.resampled(pick)
+    target_corr = model.correlation(rng.gamma(1.0, 1.0, (40, 2)))
+    drawn = kernel_from_correlation(target_corr[:, pick], kernel="rbf", gamma=1.0) @ refit.dual_
+    full = np.zeros((2, 12))
+    for j, gene in enumerate(pick):
+        full[:, gene] += drawn[:, j]
+    np.testing.assert_allclose(refit.pattern_from_correlation(target_corr), zscore(st_train) @ full.T, atol=1e-10)

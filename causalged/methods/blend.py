@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from causalged.arrays import column_moments, renormalize_log, similar_gene_average, zscore
 from causalged.methods.base import Imputer, ScaleMap
-from causalged.methods.kernel_ridge import KernelRidgeImputer, gene_correlation
+from causalged.methods.kernel_ridge import KernelRidgeImputer, gene_correlation, patterns_from_correlation
 from causalged.methods.knn import knn_weight_grid
 from causalged.methods.spatial import neighbour_graph
 
@@ -235,23 +235,29 @@ class KnnRidgeBlendImputer(Imputer):
         few samples is the calibrated interval, not a Monte-Carlo estimate that runs narrow.
         Without inner CV (everything fixed) only the refits are used.
         """
-        return self._samples(*self._target_inputs(self.reference(sc_target)), n_samples=n_samples, seed=seed)
+        knn, target_corr, target_moments = self._target_inputs(self.reference(sc_target))
+        refits = self._refits(min(n_samples, self.max_refits), seed=seed)
+        ridge = patterns_from_correlation([model for model, _ in refits], target_corr)
+        return self._samples(knn, ridge, [scale for _, scale in refits], target_corr, target_moments, n_samples=n_samples, seed=seed)
 
     def predict_with_samples(self, sc_target, *, n_samples: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """(prediction, samples) from one kNN product and one correlation pass over the targets."""
+        """(prediction, samples) from one kNN product, one correlation pass over the targets and
+        one product with the ST panel for the fit's ridge view and every refit's."""
         knn, target_corr, target_moments = self._target_inputs(self.reference(sc_target))
-        mean = self.scale_.to_st(self._combine(knn, zscore(self.ridge_model_.pattern_from_correlation(target_corr)), self.choice_),
-                                 sc_moments=target_moments)
-        return mean.astype(np.float32), self._samples(knn, target_corr, target_moments, n_samples=n_samples, seed=seed)
+        refits = self._refits(min(n_samples, self.max_refits), seed=seed)
+        own, *ridge = patterns_from_correlation([self.ridge_model_, *(model for model, _ in refits)], target_corr)
+        mean = self.scale_.to_st(self._combine(knn, zscore(own), self.choice_), sc_moments=target_moments)
+        samples = self._samples(knn, ridge, [scale for _, scale in refits], target_corr, target_moments, n_samples=n_samples, seed=seed)
+        return mean.astype(np.float32), samples
 
     def _target_inputs(self, sc_target: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
         """What every prediction of these targets shares: the kNN view, their gene correlations and scRNA-seq moments."""
         return zscore(np.asarray(self.weights_ @ sc_target)), self.ridge_model_.correlation(sc_target), column_moments(sc_target)
 
-    def _samples(self, knn, target_corr, target_moments, *, n_samples: int, seed: int) -> np.ndarray:
-        """:meth:`predict_samples` from :meth:`_target_inputs`."""
-        patterns = [scale.to_st(self._combine(knn, zscore(ridge.pattern_from_correlation(target_corr)), self.choice_), sc_moments=target_moments)
-                    for ridge, scale in self._refits(min(n_samples, self.max_refits), seed=seed)]
+    def _samples(self, knn, ridge_patterns, scales, target_corr, target_moments, *, n_samples: int, seed: int) -> np.ndarray:
+        """:meth:`predict_samples` from :meth:`_target_inputs` and the refits' ridge patterns and ST scales."""
+        patterns = [scale.to_st(self._combine(knn, zscore(ridge), self.choice_), sc_moments=target_moments)
+                    for ridge, scale in zip(ridge_patterns, scales)]
         samples = np.stack(patterns)[np.arange(n_samples) % len(patterns)]
         if self.oof_pcc_ is None:
             return samples.astype(np.float32)

@@ -178,16 +178,37 @@ class KernelRidgeImputer(Imputer):
 
     def pattern_from_correlation(self, corr: np.ndarray) -> np.ndarray:
         """Spots x targets from the targets' correlations with every training gene (targets x genes)."""
+        return patterns_from_correlation([self], corr)[0]
+
+    def gene_weights(self, corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ST columns, targets x those columns): the weights of the targets' patterns on the sample
+        genes; a gene drawn twice by a resampled fit gets both its weights."""
         if self.genes_ is None:
-            weights = kernel_from_correlation(corr, kernel=self.params["kernel"], gamma=self.gamma_) @ self.dual_
-        else:  # a subset or a resampled fit: a gene drawn twice gets both its weights
-            drawn = kernel_from_correlation(corr[:, self.genes_], kernel=self.params["kernel"], gamma=self.gamma_) @ self.dual_
-            weights = np.zeros((len(drawn), self.st_train_.shape[1]))
-            np.add.at(weights.T, self.genes_, drawn.T)
-        return standardized_product(self.st_train_, weights, self.st_moments_)
+            return np.arange(self.st_train_.shape[1]), kernel_from_correlation(corr, kernel=self.params["kernel"], gamma=self.gamma_) @ self.dual_
+        drawn = kernel_from_correlation(corr[:, self.genes_], kernel=self.params["kernel"], gamma=self.gamma_) @ self.dual_
+        columns = np.unique(self.genes_)
+        weights = np.zeros((len(drawn), len(columns)))
+        np.add.at(weights.T, np.searchsorted(columns, self.genes_), drawn.T)
+        return columns, weights
 
     def _bootstrap_clone(self) -> "KernelRidgeImputer":
         return type(self)(kernel=self.params["kernel"], ridge=self.ridge_, gamma=self.gamma_)
+
+
+def patterns_from_correlation(models: list[KernelRidgeImputer], corr: np.ndarray) -> list[np.ndarray]:
+    """Each model's :meth:`~KernelRidgeImputer.pattern_from_correlation` for the same targets, in
+    one pass over the ST matrix they share (a fit and its resampled refits): the weights are
+    stacked over the union of their sample genes, so the bootstrap costs one product, not one each."""
+    weights = [model.gene_weights(corr) for model in models]
+    columns = np.unique(np.concatenate([c for c, _ in weights]))
+    stacked = np.zeros((sum(len(w) for _, w in weights), len(columns)))
+    row = 0
+    for c, w in weights:
+        stacked[row:row + len(w), np.searchsorted(columns, c)] = w
+        row += len(w)
+    full = len(columns) == models[0].st_train_.shape[1]
+    out = standardized_product(models[0].st_train_, stacked, models[0].st_moments_, columns=None if full else columns)
+    return np.split(out, np.cumsum([len(w) for _, w in weights])[:-1], axis=1)
 
 
 class RBFKernelRidgeImputer(KernelRidgeImputer):
