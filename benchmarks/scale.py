@@ -276,12 +276,13 @@ def _atlas_note(atlas: dict, route: tuple[str, ...]) -> str:
     note = (f"per step: {', '.join(parts)}; simulating the pair (not part of the route) took {simulated['seconds'] / 60:.0f} min "
             f"and {simulated['peak_rss'] / 2**30:.1f} GB. qc, normalize and hvg stream the gzip-compressed reference in row blocks "
             "on one core (each pass decompresses it; normalize writes it twice, log values and counts), which is where their time goes.")
-    if atlas["impute"]["status"].startswith("stopped: memory"):
-        spots, panel = atlas.get("shape", {}).get("st", {}).get("shape", [0, 0])
-        note += (f" impute reads the reference's genes in blocks and fits on 50,000 metacells, but the default's final fit holds "
-                 f"the ST panel ({spots:,} spots x {panel:,} genes) as dense float64, {spots * panel * 8 / 2**30:.1f} GB a copy, "
-                 "several times (the input and the standardized copies the kNN view's PCA and the ridge view fit on): that, "
-                 "not the reference, passes 16 GB. Needed: the final fit in float32 or in blocks of spots.")
+    if atlas["impute"]["status"] == "ok":
+        note += (" impute takes the fitting genes in blocks of cells and pools them into 50,000 metacells (`CAUSALGED_MAX_FIT_CELLS`), "
+                 "chooses the default's parts by inner CV on at most 4,000 spots and 1,000 scored genes, pools the targets into the "
+                 "same metacells as it reads them, then predicts a block of genes at a time (the fit's ridge view and its bootstrap "
+                 "refits in one product with the ST panel), so its memory is the fit's, not the targets'.")
+    else:
+        note += f" impute: {atlas['impute']['status']} (see its log in the work folder)."
     return note
 
 
