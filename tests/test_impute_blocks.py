@@ -139,3 +139,25 @@ def test_pooled_targets_from_a_reference_on_disk_are_pooled_as_they_are_read(mon
     assert taken == [["genes"]] and pooled == [(streamed.n_vars, (50, n_cells))]  # fitting genes by cell; targets only pooled
     np.testing.assert_allclose(streamed.X, in_memory.X, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(streamed.layers["std"], in_memory.layers["std"], rtol=1e-3, atol=1e-5)
+
+
+def test_a_crossval_fold_reads_a_reference_on_disk_in_one_pass(monkeypatch, tiny_preprocessed, tmp_path):
+    """Above the stream limit a fold takes its training and held-out genes in one pass of row
+    blocks (the reference is never read whole) and predicts what the in-memory route predicts."""
+    import causalged.stream as stream
+    from causalged.evaluation.evaluate import crossval_fold
+
+    inputs = (tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"])
+    options = dict(methods=["knn_ridge_blend", "kernel_ridge"], n_samples=3, seed=1)
+    in_memory = ad.read_h5ad(crossval_fold("tiny", *inputs, 1, tmp_path / "memory", **options))
+    passes = []
+    columns = stream.BackedReference.columns
+    monkeypatch.setattr(stream.BackedReference, "columns", lambda self, genes: passes.append(sorted(genes)) or columns(self, genes))
+    monkeypatch.setattr(stream, "BLOCK_ENTRIES", 500)
+    monkeypatch.setenv(stream.STREAM_VARIABLE, "1")
+    streamed = ad.read_h5ad(crossval_fold("tiny", *inputs, 1, tmp_path / "streamed", **options))
+    assert passes == [["heldout", "train"]]
+    assert list(streamed.var_names) == list(in_memory.var_names) and streamed.n_vars > 0
+    np.testing.assert_array_equal(streamed.X, in_memory.X)
+    for layer in ("knn_ridge_blend", "knn_ridge_blend_q05", "knn_ridge_blend_q95", "kernel_ridge"):
+        np.testing.assert_allclose(streamed.layers[layer], in_memory.layers[layer], rtol=1e-4, atol=1e-5, err_msg=layer)

@@ -26,6 +26,7 @@ from causalged.io import to_jsonable
 from causalged.methods import DEFAULT_METHOD, MODEL_METHODS, get_imputer
 from causalged.arrays import as_dense, renormalize_log
 from causalged.preprocess import normalize_counts
+from causalged.stream import BackedReference
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def fold_inputs(sc_data: ad.AnnData, st_data: ad.AnnData, split: dict[str, Any],
 
     The reference entries (``sc_train``, ``sc_heldout``) stay sparse when the reference is: a
     method densifies them only after pooling a large reference into metacells (methods/base.py).
+    A reference left on disk (:class:`~causalged.stream.BackedReference`) gives both in one pass.
     """
     n_folds = len(split["folds"])
     if not 0 <= fold < n_folds:
@@ -64,11 +66,12 @@ def fold_inputs(sc_data: ad.AnnData, st_data: ad.AnnData, split: dict[str, Any],
         st_counts_train = None
         st_train = renormalize_log(as_dense(st_data[:, train].X))
         truth_counts = None
+    reference = _reference_columns(sc_data, {"train": train, "heldout": heldout})
     return {
         "train_genes": train,
         "heldout_genes": heldout,
-        "sc_train": _reference_columns(sc_data, train),
-        "sc_heldout": _reference_columns(sc_data, heldout),
+        "sc_train": reference["train"],
+        "sc_heldout": reference["heldout"],
         "st_train": st_train,
         "st_counts_train": st_counts_train,
         "st_coords": np.asarray(st_data.obsm["spatial"], dtype=float) if "spatial" in st_data.obsm else None,
@@ -77,10 +80,16 @@ def fold_inputs(sc_data: ad.AnnData, st_data: ad.AnnData, split: dict[str, Any],
     }
 
 
-def _reference_columns(sc_data: ad.AnnData, genes: list[str]):
-    """Cells x ``genes`` of the reference: CSR (its own dtype) if it is sparse, else dense float64."""
-    matrix = sc_data[:, genes].X
-    return sp.csr_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64)
+def _reference_columns(sc_data, genes: dict[str, list[str]]) -> dict[str, Any]:
+    """Cells x each named list of genes: CSR (the reference's dtype) if it is sparse or on disk,
+    else dense float64."""
+    if isinstance(sc_data, BackedReference):
+        return sc_data.columns(genes)
+    out = {}
+    for name, names in genes.items():
+        matrix = sc_data[:, names].X
+        out[name] = sp.csr_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64)
+    return out
 
 
 def method_params(name: str, *, seed: int, preset: str = "cpu", device: str = "auto", overrides: dict | None = None) -> dict[str, Any]:

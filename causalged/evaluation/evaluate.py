@@ -51,9 +51,10 @@ def parse_methods(text: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def load_inputs(sc_path: Path, st_path: Path, split_path: Path) -> tuple[ad.AnnData, ad.AnnData, dict[str, Any]]:
-    """Read the hvg-step outputs and check that the split's genes are in both."""
-    sc_data = read_h5ad(sc_path, role="sc", layers=False)
+def load_inputs(sc_path: Path, st_path: Path, split_path: Path, *, sc_data=None) -> tuple[ad.AnnData, ad.AnnData, dict[str, Any]]:
+    """Read the hvg-step outputs and check that the split's genes are in both; ``sc_data`` is
+    the reference when the caller has opened it already (on disk, by ``read_reference``)."""
+    sc_data = read_h5ad(sc_path, role="sc", layers=False) if sc_data is None else sc_data
     st_data = read_h5ad(st_path, role="st")
     split = load_split(split_path)
     shared = [g for fold in split["folds"] for g in fold]
@@ -77,16 +78,19 @@ def fold_path(outdir: Path, sample: str, fold: int) -> Path:
 
 
 def crossval_fold(sample: str, sc_path: Path, st_path: Path, split_path: Path, fold: int, outdir: Path, **kwargs) -> Path:
-    """One fold -> ``<sample>.fold<K>.predictions.h5ad``."""
+    """One fold -> ``<sample>.fold<K>.predictions.h5ad``. A reference above the stream limit
+    stays on disk: the fold reads its genes in one pass of row blocks (causalged/stream.py)."""
     from causalged.io import check_writable
+    from causalged.stream import read_reference
 
     check_writable(outdir)  # before the fold's training, not after it
-    sc_data, st_data, split = load_inputs(sc_path, st_path, split_path)
-    if not 0 <= fold < len(split["folds"]):
-        raise InputError(split_path, f"fold {fold} does not exist (the split has {len(split['folds'])} folds, 0-based)", f"pass --fold between 0 and {len(split['folds']) - 1}")
-    path = fold_path(outdir, sample, fold)
-    ensure_not_input(path, [sc_path, st_path, split_path])
-    result = run_fold(sc_data, st_data, split, fold, **kwargs)
+    with read_reference(sc_path, layers=False) as reference:
+        sc_data, st_data, split = load_inputs(sc_path, st_path, split_path, sc_data=reference)
+        if not 0 <= fold < len(split["folds"]):
+            raise InputError(split_path, f"fold {fold} does not exist (the split has {len(split['folds'])} folds, 0-based)", f"pass --fold between 0 and {len(split['folds']) - 1}")
+        path = fold_path(outdir, sample, fold)
+        ensure_not_input(path, [sc_path, st_path, split_path])
+        result = run_fold(sc_data, st_data, split, fold, **kwargs)
     result.uns["sample"] = sample
     return write_h5ad_atomic(result, path)
 
