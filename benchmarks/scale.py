@@ -283,6 +283,10 @@ def _atlas_note(atlas: dict, route: tuple[str, ...]) -> str:
                  "refits in one product with the ST panel), so its memory is the fit's, not the targets'.")
     else:
         note += f" impute: {atlas['impute']['status']} (see its log in the work folder)."
+    fold = atlas.get("crossval (1 fold)", {}).get("status", "not run")
+    if fold != "ok":
+        note += (f" One cross-validation fold (the evaluation, outside this target) was {fold}: it reads the reference on disk "
+                 "in one pass, but where its memory goes beyond impute's is not yet measured.")
     return note
 
 
