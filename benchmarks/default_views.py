@@ -11,9 +11,16 @@ seed), so a row's difference from the default is paired gene by gene:
   whose fits never saw it);
 - ``kernel ridge on smoothed cells``: the ridge view's gene features from each cell averaged over
   its 15 nearest cells (a denoised gene-gene similarity);
-- ``cell-as-sample ridge``: training genes -> held-out gene fitted over reference cells, applied to
-  the spots, blended with the default at the weight that is best ON THE TEST GENES (an upper
-  bound of what the view could add, not a method);
+- third views, each blended with the default at the weight that is best ON THE TEST GENES (an
+  upper bound of what the view could add, not a method), and scored alone:
+  ``cell-as-sample ridge`` (training genes -> held-out gene fitted over reference cells, applied
+  to the spots); ``gene similarity over mapped spots`` (kernel ridge over genes whose gene-gene
+  similarity is taken over the default's kNN-mapped spot profiles instead of over cells);
+  ``kNN ensemble`` (the mean of every kNN view of the grid instead of the chosen one); ``both
+  ridge kernels`` (linear and RBF averaged); ``kNN on spatially smoothed spots`` (each spot's
+  training-gene profile averaged with its 8 spatial neighbours before cells are matched); and
+  ``SpaGE principal vectors`` (cells matched in the principal vectors shared by the two
+  modalities' separate PCAs, SpaGE's alignment, instead of one joint PCA);
 - ``per-gene blend weight``: the kNN share of the blend chosen for each held-out gene by ITS OWN
   test values (an upper bound of any rule that sets the weight per gene, e.g. from similar genes);
 - ``scale maps``: how the default's pattern is placed on the ST scale (today: predicted mean and
@@ -45,8 +52,10 @@ from causalged.evaluation.metrics import js, pcc, ssim
 from causalged.io import write_text_atomic
 from causalged.methods import get_imputer
 from causalged.arrays import as_dense, zscore
-from causalged.methods.blend import ALPHA_GRID, MAX_INNER_GENES
-from causalged.methods.knn import top_cosine
+from causalged.methods.blend import ALPHA_GRID, K_GRID, MAX_INNER_GENES, N_PCS_GRID
+from causalged.methods.kernel_ridge import RIDGE_GRID, KernelRidgeImputer, loo_scores
+from causalged.methods.knn import knn_weight_grid, neighbour_weights, top_cosine
+from causalged.methods.spatial import neighbour_graph
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("osmfish_ssp_cortex", "merfish_hypothalamus_rctd")
@@ -54,6 +63,10 @@ GAMMAS = (0.1, 0.25, 0.5)
 PROPAGATION_GENES = 10
 SMOOTHING_CELLS = 15
 CELL_RIDGE = 1000.0
+SPATIAL_SMOOTHING_SPOTS = 8
+PRINCIPAL_VECTORS = 30
+#: SpaGE keeps the principal vectors whose source and target directions agree most; here the leading 60 %.
+PRINCIPAL_VECTOR_SHARE = 0.6
 
 
 def similarity_weights(sim: np.ndarray, k: int) -> np.ndarray:
@@ -82,6 +95,56 @@ def smoothing_operator(sc_matrix: np.ndarray, *, k: int, seed: int) -> sp.csr_ma
     _, idx = top_cosine(pcs, pcs, k=k)
     n = len(pcs)
     return sp.csr_matrix((np.full(idx.size, 1.0 / k), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
+
+
+def mapped_ridge_view(weights: sp.csr_matrix, sc_train: np.ndarray, sc_test: np.ndarray, st_train: np.ndarray) -> np.ndarray:
+    """Kernel ridge over genes with the linear kernel taken over kNN-mapped spot profiles
+    (``weights @ sc``) instead of over cells; the ridge strength by leave-one-gene-out."""
+    n_spots = weights.shape[0]
+    mapped_train = zscore(np.asarray(weights @ sc_train)) / np.sqrt(n_spots)  # spots x training genes
+    mapped_test = zscore(np.asarray(weights @ sc_test)) / np.sqrt(n_spots)
+    kernel = mapped_train.T @ mapped_train
+    st_z = zscore(st_train)
+    scores = list(loo_scores(kernel, st_z.T, RIDGE_GRID))
+    dual = np.linalg.inv(kernel + RIDGE_GRID[int(np.argmax(scores))] * np.eye(len(kernel)))
+    return zscore(st_z @ (mapped_test.T @ mapped_train @ dual).T)
+
+
+def principal_vector_knn_view(sc_train: np.ndarray, st_train: np.ndarray, sc_test: np.ndarray, *, k: int, seed: int) -> np.ndarray:
+    """SpaGE-style: separate PCAs of the two modalities, aligned by their principal vectors (SVD
+    of the product of the loadings); cells matched to spots by cosine in the leading shared directions."""
+    a, b = zscore(sc_train), zscore(st_train)
+    n = max(1, min(PRINCIPAL_VECTORS, a.shape[1] - 1))
+    source = PCA(n, random_state=seed).fit(a).components_
+    target = PCA(n, random_state=seed).fit(b).components_
+    u, _, _ = np.linalg.svd(source @ target.T)
+    directions = (u.T @ source)[: max(1, round(n * PRINCIPAL_VECTOR_SHARE))]
+    sim, idx = top_cosine(b @ directions.T, a @ directions.T, k=k)
+    rows = np.repeat(np.arange(len(b)), idx.shape[1])
+    weights = sp.csr_matrix((neighbour_weights(sim).ravel(), (rows, idx.ravel())), shape=(len(b), len(a)))
+    return zscore(np.asarray(weights @ sc_test))
+
+
+def third_views(default, inputs: dict, sc_train: np.ndarray, sc_test: np.ndarray, *, seed: int) -> dict[str, np.ndarray]:
+    """Z-scored candidate third views of the held-out genes (spots x genes), by label."""
+    st_train, choice = inputs["st_train"], default.choice_
+    xc = zscore(sc_train)
+    coef = np.linalg.solve(xc.T @ xc + CELL_RIDGE * np.eye(xc.shape[1]), xc.T @ zscore(sc_test))
+    grid = knn_weight_grid(sc_train, st_train, ks=K_GRID, n_pcs_grid=N_PCS_GRID, seed=seed)
+    kernels = [zscore(KernelRidgeImputer(kernel=kernel).fit_arrays(sc_train, st_train)._pattern(sc_test)) for kernel in ("linear", "rbf")]
+    views = {
+        "cell-as-sample ridge": zscore(zscore(st_train) @ coef),
+        "gene similarity over mapped spots": mapped_ridge_view(default.weights_, sc_train, sc_test, st_train),
+        "kNN ensemble over the grid": zscore(sum(zscore(np.asarray(w @ sc_test)) for w in grid.values())),
+        "both ridge kernels": zscore(sum(kernels)),
+        "SpaGE principal vectors": principal_vector_knn_view(sc_train, st_train, sc_test, k=choice.k, seed=seed),
+    }
+    if inputs["st_coords"] is not None:
+        graph = neighbour_graph(inputs["st_coords"], n_neighbours=SPATIAL_SMOOTHING_SPOTS)
+        smoothed = 0.5 * st_train + 0.5 * np.asarray(graph @ st_train)
+        weights = knn_weight_grid(sc_train, smoothed, ks=(choice.k,), n_pcs_grid=(choice.n_pcs,), seed=seed)[(choice.n_pcs, choice.k)]
+        views["kNN on spatially smoothed spots"] = zscore(np.asarray(weights @ sc_test))
+    return views
 
 
 def fold_variants(inputs: dict, *, seed: int, smoother: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -114,10 +177,8 @@ def fold_variants(inputs: dict, *, seed: int, smoother: sp.csr_matrix) -> dict[s
         tr, te = (sc_train, sc_test) if op is None else (np.asarray(op @ sc_train), np.asarray(op @ sc_test))
         out[label] = get_imputer("kernel_ridge_rbf").fit(tr, st_train, **{**fit_args, "sc_target": te}).predict(te)
 
-    # cell-as-sample ridge (the blend weight is chosen later, on the test genes)
-    xc = zscore(sc_train)
-    coef = np.linalg.solve(xc.T @ xc + CELL_RIDGE * np.eye(xc.shape[1]), xc.T @ zscore(sc_test))
-    out["_cell_ridge"] = zscore(zscore(st_train) @ coef)
+    # third views (their blend weights are chosen later, on the test genes)
+    out.update({f"_view:{label}": view for label, view in third_views(default, inputs, sc_train, sc_test, seed=seed).items()})
     out["_pattern"], out["_mean"], out["_sd"] = pattern, mean[None, :], sd[None, :]
     knn, ridge = zscore(np.asarray(default.weights_ @ sc_test)), zscore(default.ridge_model_._pattern(sc_test))
     out["_alpha_grid"] = np.stack([default._combine(knn, ridge, replace(default.choice_, alpha=float(a))) for a in ALPHA_GRID])
@@ -148,16 +209,18 @@ def run_dataset(folder: Path, seeds: list[int]) -> tuple[pd.DataFrame, dict]:
         truth = np.concatenate(truths, axis=1)
         alpha_grid = np.concatenate(preds.pop("_alpha_grid"), axis=2)  # alphas x spots x genes
         stacked = {k: np.concatenate(v, axis=1) for k, v in preds.items()}
-        pattern, cell_ridge, mean, sd = (stacked.pop(k) for k in ("_pattern", "_cell_ridge", "_mean", "_sd"))
+        pattern, mean, sd = (stacked.pop(k) for k in ("_pattern", "_mean", "_sd"))
+        views = {key.removeprefix("_view:"): stacked.pop(key) for key in list(stacked) if key.startswith("_view:")}
 
         def on_st_scale(z):  # as the default places its pattern (ScaleMap.to_st)
             return np.clip(zscore(z) * sd + mean, 0.0, None)
 
-        best = max(((np.nanmean(pcc(on_st_scale((1 - w) * pattern + w * cell_ridge), truth)), w) for w in np.linspace(0, 1, 11)))
-        stacked["cell-as-sample ridge alone"] = on_st_scale(cell_ridge)
+        for label, view in views.items():
+            best = max(((np.nanmean(pcc(on_st_scale((1 - w) * pattern + w * view), truth)), w) for w in np.linspace(0, 1, 11)))
+            stacked[f"{label} alone"] = on_st_scale(view)
+            stacked[f"default + {label}, weight {best[1]:.1f} (best on TEST genes: upper bound)"] = on_st_scale((1 - best[1]) * pattern + best[1] * view)
         per_gene = np.nan_to_num(np.stack([pcc(on_st_scale(view), truth) for view in alpha_grid]), nan=-np.inf).argmax(axis=0)
         stacked["per-gene blend weight, best per TEST gene (upper bound)"] = on_st_scale(alpha_grid[per_gene, :, np.arange(truth.shape[1])].T)
-        stacked[f"default + cell-as-sample ridge, weight {best[1]:.1f} (best on TEST genes: upper bound)"] = on_st_scale((1 - best[1]) * pattern + best[1] * cell_ridge)
         base, base_ssim = pcc(stacked["default"], truth), ssim(stacked["default"], truth)
         for key, value in stacked.items():
             score, structure = pcc(value, truth), ssim(value, truth)
