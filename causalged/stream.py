@@ -102,6 +102,14 @@ class BackedReference:
         self.file.close()
 
 
+def reference_columns(reference, genes: dict[str, list[str]]) -> dict:
+    """For each named list of genes, those columns of the reference's ``X`` over every cell, as
+    stored: one pass of row blocks for a :class:`BackedReference`, a slice of an in-memory AnnData."""
+    if isinstance(reference, BackedReference):
+        return reference.columns(genes)
+    return {name: reference[:, names].X for name, names in genes.items()}
+
+
 def stack_rows(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
     """``scipy.sparse.vstack`` that empties ``blocks`` as it copies them, so the peak is the
     result plus one block instead of twice the result."""

@@ -26,7 +26,7 @@ from causalged.io import to_jsonable
 from causalged.methods import DEFAULT_METHOD, MODEL_METHODS, get_imputer
 from causalged.arrays import as_dense, renormalize_log
 from causalged.preprocess import normalize_counts
-from causalged.stream import BackedReference
+from causalged.stream import reference_columns
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def fold_inputs(sc_data: ad.AnnData, st_data: ad.AnnData, split: dict[str, Any],
         st_counts_train = None
         st_train = renormalize_log(as_dense(st_data[:, train].X))
         truth_counts = None
-    reference = _reference_columns(sc_data, {"train": train, "heldout": heldout})
+    reference = _fold_matrices(sc_data, {"train": train, "heldout": heldout})
     return {
         "train_genes": train,
         "heldout_genes": heldout,
@@ -80,16 +80,11 @@ def fold_inputs(sc_data: ad.AnnData, st_data: ad.AnnData, split: dict[str, Any],
     }
 
 
-def _reference_columns(sc_data, genes: dict[str, list[str]]) -> dict[str, Any]:
+def _fold_matrices(sc_data, genes: dict[str, list[str]]) -> dict[str, Any]:
     """Cells x each named list of genes: CSR (the reference's dtype) if it is sparse or on disk,
     else dense float64."""
-    if isinstance(sc_data, BackedReference):
-        return sc_data.columns(genes)
-    out = {}
-    for name, names in genes.items():
-        matrix = sc_data[:, names].X
-        out[name] = sp.csr_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64)
-    return out
+    return {name: sp.csr_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64)
+            for name, matrix in reference_columns(sc_data, genes).items()}
 
 
 def method_params(name: str, *, seed: int, preset: str = "cpu", device: str = "auto", overrides: dict | None = None) -> dict[str, Any]:

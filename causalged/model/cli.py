@@ -296,7 +296,7 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
     pooled). An in-memory one has ``X`` released once both are sliced.
     """
     from causalged.arrays import as_dense
-    from causalged.stream import BackedReference
+    from causalged.stream import BackedReference, reference_columns
 
     method, fit_genes = config["method"], config.get("data", {}).get("fit_genes", [])
     sampling: dict[str, Any] = {}
@@ -305,7 +305,7 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
     backed = isinstance(sc_data, BackedReference)
 
     def columns(genes: list[str]):
-        return sc_data.columns({"genes": genes})["genes"] if backed else sc_data[:, genes].X
+        return reference_columns(sc_data, {"genes": genes})["genes"]
 
     if method in MODEL_METHODS:
         from causalged.model import CausalGeD
