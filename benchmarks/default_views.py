@@ -262,7 +262,9 @@ def render(table: pd.DataFrame, meta: dict, *, seeds: list[int], seconds: float)
               "method's pattern is placed on the ST scale, not the default's views. A shrunk SD clips fewer spots at 0, which "
               "is where its PCC gain on MERFISH comes from; it costs more SSIM than it adds PCC, so the default keeps the "
               "gene's SD. The per-gene upper bound (each held-out gene's blend weight set by its own test values) bounds "
-              "what any per-gene rule over the two views could add.", ""]
+              "what any per-gene rule over the two views could add. The `default + ...` rows bound what a third view of "
+              "each family could add at any single blend weight, since the weight is read off the test genes: a bound "
+              "near +0.000 means the default's two views already carry what that family sees.", ""]
     return "\n".join(lines)
 
 
