@@ -27,6 +27,19 @@ def row_blocks(n_rows: int, n_cols: int) -> list[slice]:
     return [slice(start, min(start + step, n_rows)) for start in range(0, max(n_rows, 1), step)]
 
 
+#: Memory one block of predicted genes may take (mean, std and the samples, float32): impute and
+#: cross-validation predict a block of genes at a time, so samples of 10^5 spots stay bounded.
+GENE_BLOCK_BYTES = 256 * 2**20
+
+
+def genes_per_block(n_spots: int, n_samples: int, chunk_genes: int | None = None) -> int:
+    """Genes predicted at a time: ``chunk_genes``, or as many as fit :data:`GENE_BLOCK_BYTES`
+    (every target at once on demo-size data, so small runs are unchanged)."""
+    if chunk_genes:
+        return int(chunk_genes)
+    return max(1, GENE_BLOCK_BYTES // (4 * max(n_spots, 1) * (n_samples + 2)))
+
+
 def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column mean and (population) SD, in blocks of rows, so a large matrix is never copied."""
     blocks = row_blocks(x.shape[0], x.shape[1])

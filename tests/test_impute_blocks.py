@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from causalged.arrays import genes_per_block
 from causalged.io import write_h5ad_atomic, write_h5ad_columns_atomic
-from causalged.model.cli import genes_per_block, impute_genes, train_model
+from causalged.model.cli import impute_genes, train_model
 
 
 def _assert_same_anndata(a: ad.AnnData, b: ad.AnnData) -> None:
@@ -161,3 +162,27 @@ def test_a_crossval_fold_reads_a_reference_on_disk_in_one_pass(monkeypatch, tiny
     np.testing.assert_array_equal(streamed.X, in_memory.X)
     for layer in ("knn_ridge_blend", "knn_ridge_blend_q05", "knn_ridge_blend_q95", "kernel_ridge"):
         np.testing.assert_allclose(streamed.layers[layer], in_memory.layers[layer], rtol=1e-4, atol=1e-5, err_msg=layer)
+
+
+def test_a_crossval_fold_samples_a_block_of_genes_at_a_time(monkeypatch, tiny_preprocessed, tmp_path):
+    """A fold draws its interval samples for a block of held-out genes at a time (at 10^5 spots all
+    500 at once would be gigabytes): the predictions are those of one block and the intervals as wide."""
+    import causalged.arrays as arrays
+    from causalged.evaluation.evaluate import crossval_fold
+    from causalged.methods.blend import KnnRidgeBlendImputer
+
+    inputs = (tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"])
+    options = dict(methods=["knn_ridge_blend"], n_samples=20, seed=1)
+    whole = ad.read_h5ad(crossval_fold("tiny", *inputs, 1, tmp_path / "whole", **options))
+    calls = []
+    sampler = KnnRidgeBlendImputer.predict_with_samples
+    monkeypatch.setattr(KnnRidgeBlendImputer, "predict_with_samples", lambda self, sc, **kw: calls.append(sc.shape[1]) or sampler(self, sc, **kw))
+    monkeypatch.setattr(arrays, "GENE_BLOCK_BYTES", 4 * whole.n_obs * 22 * 2)  # two genes a block
+    blocked = ad.read_h5ad(crossval_fold("tiny", *inputs, 1, tmp_path / "blocked", **options))
+    assert whole.n_vars > 2 and max(calls) == 2 and sum(calls) == whole.n_vars
+    np.testing.assert_allclose(blocked.layers["knn_ridge_blend"], whole.layers["knn_ridge_blend"], rtol=1e-5, atol=1e-6)
+
+    def width(a):
+        return float(np.mean(a.layers["knn_ridge_blend_q95"] - a.layers["knn_ridge_blend_q05"]))
+
+    assert width(blocked) == pytest.approx(width(whole), rel=0.1) and width(whole) > 0

@@ -41,6 +41,7 @@ import click
 import numpy as np
 import pandas as pd
 
+from causalged.arrays import genes_per_block
 from causalged.errors import InputError
 from causalged.methods import DEFAULT_METHOD, METHODS, MODEL_METHODS
 
@@ -271,18 +272,6 @@ def impute_genes(
     write_h5ad_columns_atomic(skeleton, out_path, blocks())
     log.info("%s: imputed %d genes at %d spots with %s -> %s", sample, len(targets), st_data.n_obs, method, out_path)
     return out_path
-
-
-#: Memory one block of imputed genes may take (mean, std and the samples, float32).
-BLOCK_BYTES = 256 * 2**20
-
-
-def genes_per_block(n_spots: int, n_samples: int, chunk_genes: int | None = None) -> int:
-    """Genes predicted and written at a time: ``chunk_genes``, or as many as fit :data:`BLOCK_BYTES`
-    (every target at once on demo-size data, so small runs are unchanged)."""
-    if chunk_genes:
-        return int(chunk_genes)
-    return max(1, BLOCK_BYTES // (4 * max(n_spots, 1) * (n_samples + 2)))
 
 
 def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.AnnData, targets: list[str], *,
