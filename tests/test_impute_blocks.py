@@ -186,3 +186,31 @@ def test_a_crossval_fold_samples_a_block_of_genes_at_a_time(monkeypatch, tiny_pr
         return float(np.mean(a.layers["knn_ridge_blend_q95"] - a.layers["knn_ridge_blend_q05"]))
 
     assert width(blocked) == pytest.approx(width(whole), rel=0.1) and width(whole) > 0
+
+
+def test_a_folds_last_method_gets_the_only_copy_of_the_reference(monkeypatch, tiny_preprocessed):
+    """The fold's last fit is handed the training genes' reference, so once the fit has made its
+    own (pooled, dense) copy the cells are freed; earlier methods leave it to the next."""
+    import weakref
+
+    import scipy.sparse as sp
+
+    from causalged.evaluation.crossval import run_fold
+    from causalged.evaluation.evaluate import load_inputs
+    from causalged.methods.base import Imputer
+
+    survived = []
+    fit = Imputer.fit
+
+    def watched_fit(self, sc_train, st_train, **kwargs):
+        assert sp.issparse(sc_train)
+        ref, handed = weakref.ref(sc_train), [sc_train]
+        del sc_train
+        out = fit(self, handed.pop(), st_train, **kwargs)
+        survived.append(ref() is not None)
+        return out
+
+    monkeypatch.setattr(Imputer, "fit", watched_fit)
+    sc_data, st_data, split = load_inputs(tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"])
+    run_fold(sc_data, st_data, split, 0, methods=["knn", "kernel_ridge"], n_samples=0)
+    assert survived == [True, False]

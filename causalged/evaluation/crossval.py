@@ -59,7 +59,7 @@ def fold_inputs(sc_data: ad.AnnData, st_data: ad.AnnData, split: dict[str, Any],
         raise ValueError(f"split genes missing from the inputs: {missing[:5]}")
     counts = st_data.layers["counts"] if "counts" in st_data.layers else None
     if counts is not None:
-        st_counts_train = as_dense(st_data[:, train].layers["counts"])
+        st_counts_train = st_data[:, train].layers["counts"]  # as stored (sparse or float32): a method densifies it only if it reads it
         st_train = normalize_counts(st_counts_train).astype(np.float64)
         truth_counts = as_dense(st_data[:, heldout].layers["counts"])
     else:
@@ -100,20 +100,23 @@ def method_params(name: str, *, seed: int, preset: str = "cpu", device: str = "a
 
 
 def fit_predict(name: str, inputs: dict[str, Any], *, params: dict[str, Any], n_samples: int = 0, seed: int = 0,
-                trained: dict | None = None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None, dict]:
+                trained: dict | None = None, hand_over_reference: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None, dict]:
     """Fit one method on a fold's training genes; predict the held-out genes, and with
     ``n_samples`` their 5 % and 95 % quantiles over that many samples: (prediction, interval, info).
 
     ``trained`` (a dict kept across the methods of one fold) lets methods that train the same
     model under different sampling settings (``causalged`` and ``causalged_ar``) share one fit.
+    ``hand_over_reference`` (the fold's last method) pops the training genes' reference out of
+    ``inputs`` into the fit, which then holds the only copy and drops it once pooled into
+    metacells: at atlas size the cells are 3 GB beside the fit's pooled copy, as in impute.
     """
     imputer = get_imputer(name, **params)
     key = imputer.training_key() if hasattr(imputer, "training_key") else None
     if trained is not None and key in trained:
         imputer.adopt_fit(trained[key])
     else:
-        imputer.fit(inputs["sc_train"], inputs["st_train"], sc_target=inputs["sc_heldout"], st_counts=inputs["st_counts_train"],
-                    st_coords=inputs.get("st_coords"))
+        imputer.fit(inputs.pop("sc_train") if hand_over_reference else inputs["sc_train"], inputs["st_train"], sc_target=inputs["sc_heldout"],
+                    st_counts=inputs["st_counts_train"], st_coords=inputs.get("st_coords"))
         if trained is not None and key is not None:
             trained[key] = imputer
     if n_samples <= 0:
@@ -162,14 +165,15 @@ def run_fold(
     if inputs["truth_counts"] is not None:
         out.layers["counts"] = inputs["truth_counts"].astype(np.float32)
     info, wall, trained = {}, {}, {}
-    for name in methods:
+    for position, name in enumerate(methods):
         start = time.perf_counter()
         params = method_params(name, seed=seed, preset=preset, device=device, overrides=overrides)
         if name == "spot_depth" and inputs["st_counts_train"] is None:
             log.warning("spot_depth skipped: no raw ST counts")
             continue
         k = n_samples if name in uncertainty_methods else 0
-        pred, interval, info[name] = fit_predict(name, inputs, params=params, n_samples=k, seed=seed, trained=trained)
+        pred, interval, info[name] = fit_predict(name, inputs, params=params, n_samples=k, seed=seed, trained=trained,
+                                                 hand_over_reference=position == len(methods) - 1)
         out.layers[name] = pred
         if interval is not None:
             for suffix, bound in zip(INTERVAL_SUFFIXES, interval):

@@ -125,7 +125,8 @@ class Imputer:
         if st_coords is not None and len(st_coords) != st_train.shape[0]:
             raise ValueError(f"st_coords has {len(st_coords)} rows but st_train has {st_train.shape[0]} spots")
         self.st_coords_ = None if st_coords is None else np.asarray(st_coords, dtype=float)
-        self._fit_args = (sc_train, st_train, None if st_counts is None else as_dense(st_counts))
+        # counts are densified only for a method that reads them (at 10^5 spots x 5,000 genes a dense copy is 4 GB)
+        self._fit_args = (sc_train, st_train, as_dense(st_counts) if self.needs_counts else None)
         self.train_moments_ = (*column_moments(sc_train), *column_moments(st_train))  # sc mean, sc SD, ST mean, ST SD per gene
         self.scale_ = ScaleMap().fit_moments(*self.train_moments_)
         self._fit(sc_train, st_train, st_counts=self._fit_args[2], sc_target=None if sc_target is None else self.reference(sc_target))
