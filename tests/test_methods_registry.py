@@ -166,3 +166,22 @@ def test_blocked_products_equal_the_direct_ones(monkeypatch):
     for j, gene in enumerate(pick):
         full[:, gene] += drawn[:, j]
     np.testing.assert_allclose(refit.pattern_from_correlation(target_corr), zscore(st_train) @ full.T, atol=1e-10)
+
+
+def test_knn_on_a_subset_of_genes_equals_knn_on_a_copy_of_them(monkeypatch):
+    """The default's inner folds match cells on some columns of the reference without copying
+    them (``genes=``); the neighbours are those of the copied columns, with and without a row sample."""
+    import causalged.methods.knn as knn
+    from causalged.arrays import column_moments
+
+    rng = np.random.default_rng(0)
+    sc, st = rng.gamma(1.0, 1.0, (300, 12)), rng.gamma(1.0, 1.0, (80, 12))
+    genes = np.array([0, 2, 3, 5, 7, 8, 11])
+    for limit in (10_000, 150):  # the joint PCA on every row, then on a row sample
+        monkeypatch.setattr(knn, "MAX_PCA_ROWS", limit)
+        copied = knn.knn_weight_grid(sc[:, genes], st[:, genes], ks=(5, 20), n_pcs_grid=(3, 5), seed=1)
+        for moments in (None, column_moments(sc[:, genes])):
+            taken = knn.knn_weight_grid(sc, st[:, genes], ks=(5, 20), n_pcs_grid=(3, 5), seed=1, genes=genes, sc_moments=moments)
+            assert taken.keys() == copied.keys()
+            for key in copied:
+                np.testing.assert_allclose(taken[key].toarray(), copied[key].toarray(), atol=1e-10)

@@ -87,13 +87,15 @@ class KnnRidgeBlendImputer(Imputer):
             return (0.0,), (self._grid("spatial_neighbours", SPATIAL_NEIGHBOURS_GRID)[0],)
         return self._grid("spatial_weight", SPATIAL_WEIGHT_GRID), self._grid("spatial_neighbours", SPATIAL_NEIGHBOURS_GRID)
 
-    def _candidate_views(self, sc_train, st_train, sc_target, *, corr, target_corr, sc_moments) -> tuple[dict, dict]:
+    def _candidate_views(self, sc_train, st_train, sc_target, *, genes, corr, target_corr, sc_moments) -> tuple[dict, dict]:
         """z-scored candidate patterns of the targets (spots x targets): kNN per (n_pcs, k) and ridge
-        per kernel; ``corr`` and ``target_corr`` are the genes' correlations over cells (slices of the fit's)."""
-        weights = knn_weight_grid(sc_train, st_train, ks=self._grid("k", K_GRID), n_pcs_grid=self._grid("n_pcs", N_PCS_GRID), seed=self.params["seed"])
+        per kernel, from the columns ``genes`` of ``sc_train`` (never copied whole); ``corr`` and
+        ``target_corr`` are the genes' correlations over cells (slices of the fit's), all the ridge needs of the cells."""
+        weights = knn_weight_grid(sc_train, st_train, ks=self._grid("k", K_GRID), n_pcs_grid=self._grid("n_pcs", N_PCS_GRID), seed=self.params["seed"],
+                                  genes=genes, sc_moments=sc_moments)
         knn = {key: zscore(np.asarray(w @ sc_target)) for key, w in weights.items()}
         moments = (*sc_moments, *column_moments(st_train))  # shared by both kernels, like the correlations
-        models = {kernel: KernelRidgeImputer(kernel=kernel, ridge=self.params["ridge"], gamma=self.params["gamma"]).fit_arrays(sc_train, st_train, corr=corr, moments=moments)
+        models = {kernel: KernelRidgeImputer(kernel=kernel, ridge=self.params["ridge"], gamma=self.params["gamma"]).fit_arrays(None, st_train, corr=corr, moments=moments)
                   for kernel in self._grid("ridge_kernel", KERNELS)}
         return knn, {kernel: zscore(m.pattern_from_correlation(target_corr)) for kernel, m in models.items()}
 
@@ -153,7 +155,7 @@ class KnnRidgeBlendImputer(Imputer):
                 continue
             cols = np.searchsorted(scored, inner)
             self.oof_moments_[:, cols] = ScaleMap().fit_moments(*moments[:, rest]).predict_moments(*moments[:2, inner])
-            knn, ridge = self._candidate_views(sc_train[:, rest], renormalize_log(st_search[:, rest]), sc_train[:, inner], corr=self.corr_[np.ix_(rest, rest)],
+            knn, ridge = self._candidate_views(sc_train, renormalize_log(st_search[:, rest]), sc_train[:, inner], genes=rest, corr=self.corr_[np.ix_(rest, rest)],
                                                target_corr=self.corr_[np.ix_(inner, rest)], sc_moments=tuple(moments[:2, rest]))
             for store, views in ((knn_oof, knn), (ridge_oof, ridge)):
                 for key, view in views.items():

@@ -120,15 +120,17 @@ class KernelRidgeImputer(Imputer):
     def _fit(self, sc_train, st_train, *, st_counts, sc_target) -> None:
         self.fit_arrays(sc_train, st_train, moments=self.train_moments_)
 
-    def fit_arrays(self, sc_train: np.ndarray, st_train: np.ndarray, *, corr: np.ndarray | None = None,
+    def fit_arrays(self, sc_train: np.ndarray | None, st_train: np.ndarray, *, corr: np.ndarray | None = None,
                    moments: tuple | None = None) -> "KernelRidgeImputer":
         """Fit on cells x genes and spots x genes log values; ``corr`` (the genes' correlation
-        over cells) and ``moments`` (sc mean, sc SD, ST mean, ST SD per gene), when known, save passes."""
+        over cells) and ``moments`` (sc mean, sc SD, ST mean, ST SD per gene), when known, save passes.
+        Given both, ``sc_train`` may be None: that fit predicts from correlations only
+        (:meth:`pattern_from_correlation`), as the default's inner folds do."""
         sc_mean, sc_sd, st_mean, st_sd = moments if moments is not None else (*column_moments(sc_train), *column_moments(st_train))
         self.sc_train_, self.sc_moments_ = sc_train, (sc_mean, sc_sd)
         self.st_train_, self.st_moments_ = st_train, (st_mean, st_sd)
         self.corr_ = gene_correlation(sc_train, sc_train, moments_b=self.sc_moments_) if corr is None else corr
-        n_genes = sc_train.shape[1]
+        n_genes = st_train.shape[1]
         # the sample genes: every training gene once, a seeded subset above MAX_SAMPLE_GENES, a resampled fit's draw
         self.genes_ = None if n_genes <= self.MAX_SAMPLE_GENES else np.sort(np.random.default_rng(0).permutation(n_genes)[: self.MAX_SAMPLE_GENES])
         samples = slice(None) if self.genes_ is None else self.genes_
