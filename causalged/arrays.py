@@ -16,6 +16,11 @@ def as_dense(matrix) -> np.ndarray:
     return np.asarray(matrix, dtype=np.float64)
 
 
+def column_compressed(matrix):
+    """Targets are sliced by columns, a block of genes at a time: CSC makes that cheap (dense stays dense)."""
+    return sp.csc_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix)
+
+
 #: Rows of a matrix a blocked column pass takes at a time (about 2^24 entries): moments and
 #: products over 10^5 spots never make a second copy of the matrix.
 BLOCK_ENTRIES = 2**24

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from causalged.io import to_jsonable
 from causalged.methods import DEFAULT_METHOD, MODEL_METHODS, get_imputer
-from causalged.arrays import as_dense, genes_per_block, renormalize_log
+from causalged.arrays import as_dense, column_compressed, genes_per_block, renormalize_log
 from causalged.preprocess import normalize_counts
 from causalged.stream import reference_columns
 
@@ -122,7 +122,7 @@ def fit_predict(name: str, inputs: dict[str, Any], *, params: dict[str, Any], n_
     if n_samples <= 0:
         return np.asarray(imputer.predict(inputs["sc_heldout"]), dtype=np.float32), None, imputer.info_
     # a block of held-out genes at a time, as impute does: 40 samples of 500 genes at 10^5 spots would be 8 GB
-    targets = sp.csc_matrix(inputs["sc_heldout"]) if sp.issparse(inputs["sc_heldout"]) else inputs["sc_heldout"]
+    targets = column_compressed(inputs["sc_heldout"])
     step = genes_per_block(inputs["st_train"].shape[0], n_samples)
     blocks = []
     for start in range(0, targets.shape[1], step):

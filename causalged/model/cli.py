@@ -41,7 +41,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from causalged.arrays import genes_per_block
+from causalged.arrays import column_compressed, genes_per_block
 from causalged.errors import InputError
 from causalged.methods import DEFAULT_METHOD, METHODS, MODEL_METHODS
 
@@ -299,7 +299,7 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
     if method in MODEL_METHODS:
         from causalged.model import CausalGeD
 
-        target_matrix = _column_compressed(columns(targets))
+        target_matrix = column_compressed(columns(targets))
         model = CausalGeD.load(model_dir, device=device)
         sampling["mode"] = mode = mode or model.data_info.get("default_mode", "one_group")
         if mode == "autoregressive" and not model.config["causal_mask"]:
@@ -329,7 +329,7 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
     # reference when it was pooled (an atlas's targets on disk are then never held cell by cell)
     pool = getattr(imputer, "cell_pool_", None)
     if pool is None:
-        target_matrix = _column_compressed(columns(targets) if backed else target_matrix)
+        target_matrix = column_compressed(columns(targets) if backed else target_matrix)
     else:
         target_matrix = sc_data.pooled_columns(targets, pool) if backed else as_dense(pool @ target_matrix).astype(np.float32)
     sampling["reference_pooled"] = imputer.pooling_
@@ -338,13 +338,6 @@ def _predictor(config: dict, model_dir: Path, sc_data: ad.AnnData, st_data: ad.A
         return imputer.predict_with_samples(target_matrix[:, start:stop], n_samples=n_samples, seed=seed)
 
     return predict, sampling
-
-
-def _column_compressed(matrix):
-    """Targets are sliced by columns, a block of genes at a time: CSC makes that cheap."""
-    import scipy.sparse as sp
-
-    return sp.csc_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix)
 
 
 def _report_safely(sample: str, what: str, function, *args, **kwargs):
