@@ -51,9 +51,9 @@ from causalged.evaluation.crossval import fold_inputs
 from causalged.evaluation.metrics import js, pcc, ssim
 from causalged.io import write_text_atomic
 from causalged.methods import get_imputer
-from causalged.arrays import as_dense, zscore
+from causalged.arrays import as_dense, column_moments, zscore
 from causalged.methods.blend import ALPHA_GRID, K_GRID, MAX_INNER_GENES, N_PCS_GRID
-from causalged.methods.kernel_ridge import RIDGE_GRID, KernelRidgeImputer, loo_scores
+from causalged.methods.kernel_ridge import KernelRidgeImputer
 from causalged.methods.knn import knn_weight_grid, neighbour_weights, top_cosine
 from causalged.methods.spatial import neighbour_graph
 
@@ -99,15 +99,13 @@ def smoothing_operator(sc_matrix: np.ndarray, *, k: int, seed: int) -> sp.csr_ma
 
 def mapped_ridge_view(weights: sp.csr_matrix, sc_train: np.ndarray, sc_test: np.ndarray, st_train: np.ndarray) -> np.ndarray:
     """Kernel ridge over genes with the linear kernel taken over kNN-mapped spot profiles
-    (``weights @ sc``) instead of over cells; the ridge strength by leave-one-gene-out."""
-    n_spots = weights.shape[0]
-    mapped_train = zscore(np.asarray(weights @ sc_train)) / np.sqrt(n_spots)  # spots x training genes
-    mapped_test = zscore(np.asarray(weights @ sc_test)) / np.sqrt(n_spots)
-    kernel = mapped_train.T @ mapped_train
-    st_z = zscore(st_train)
-    scores = list(loo_scores(kernel, st_z.T, RIDGE_GRID))
-    dual = np.linalg.inv(kernel + RIDGE_GRID[int(np.argmax(scores))] * np.eye(len(kernel)))
-    return zscore(st_z @ (mapped_test.T @ mapped_train @ dual).T)
+    (``weights @ sc``) instead of over cells: the package's ridge, fitted from those correlations
+    alone (its strength by leave-one-gene-out)."""
+    mapped_train = zscore(np.asarray(weights @ sc_train)) / np.sqrt(weights.shape[0])  # spots x training genes, unit length
+    mapped_test = zscore(np.asarray(weights @ sc_test)) / np.sqrt(weights.shape[0])
+    moments = (None, None, *column_moments(st_train))  # no cells: the fit predicts from correlations only
+    model = KernelRidgeImputer(kernel="linear").fit_arrays(None, st_train, corr=mapped_train.T @ mapped_train, moments=moments)
+    return zscore(model.pattern_from_correlation(mapped_test.T @ mapped_train))
 
 
 def principal_vector_knn_view(sc_train: np.ndarray, st_train: np.ndarray, sc_test: np.ndarray, *, k: int, seed: int) -> np.ndarray:
