@@ -2,40 +2,18 @@
 
 Two families of directed scores per ordered gene pair (source A, target B):
 
-``granger``: a spatial Granger-style F-test on the ST data. The ordering is the spatial
-neighbourhood graph: the *lag* of a gene at a spot is its mean over the spot's ``n_neighbors``
-nearest other spots (or over every other spot within ``radius``). For each ordered pair the
-restricted model ``B ~ 1 + lag(B) [+ covariates]`` is compared with the full model
-``B ~ 1 + lag(B) [+ covariates] + lag(A)`` by an F-test (1 and n - p - 1 degrees of freedom);
-p-values over all ordered pairs get Benjamini-Hochberg q-values
-(``scipy.stats.false_discovery_control``). ``effect`` is the standardized coefficient of
-lag(A). There are G (G - 1) ordered pairs for G genes, so the cost is quadratic in the gene
-count: ``max_genes`` keeps the most variable ones. The scRNA-seq reference has no spatial
-ordering, so no Granger test is run on it.
+- ``granger``: a spatial Granger-style F-test on the ST data, with the spatial neighbourhood
+  standing in for time: does the neighbourhood mean (*lag*) of A improve the prediction of B
+  beyond B's own lag? Benjamini-Hochberg q-values over all pairs. The cost is quadratic in the
+  genes, so ``max_genes`` keeps the most variable ones; the reference has no spatial order, so
+  it gets no Granger test.
+- causal linearization (``linear_ridge``, ``knn_cells``): perturb one panel gene's measured ST
+  map inside a model, record every gene's response (the total effects ``T``) and read direct
+  effects as ``W = -T^-1`` (regularized), which is exact for a linear drift.
 
-Causal linearization (``linear_ridge``, ``knn_cells``): perturb one input gene at a time in a
-model, record every gene's response (the total-effect matrix ``T[a, b]``: response of b to a
-unit shift of a), and read direct effects ``W = -T^-1`` (Tikhonov-regularized inverse), which
-is exact when the model's responses come from a linear drift ``dx/dt = W^T x + u``. What is
-perturbed: the *measured ST map* of panel gene a (z-scored), shifted by ``delta`` SD at every
-spot; the perturbed gene's own entry is that shift (``T[a, a] = 1``); the response of b is
-the change in the model's prediction of b, averaged over spots, in SD units.
-
-- ``linear_ridge``: the kernel-ridge-over-genes view of the default method (knn_ridge_blend),
-  predicting each panel gene from the other panel genes' measured maps (leave-one-gene-out).
-  It is linear in the measured maps, so T is exact: ``T[a, b] = H[b, a] / (1 - H[b, b])``
-  with H the ridge hat matrix over genes. The weights come from gene-gene similarity in the
-  scRNA-seq reference (a symmetric kernel), so this reference is close to undirected.
-- ``knn_cells``: a spot-wise generator over the panel built from the reference (the k nearest
-  cells view of methods/knn.py): a spot's panel profile -> its k most similar reference cells
-  -> every gene. T by finite differences: the perturbed profile is re-projected and its
-  neighbours found again.
-
-What cannot respond: the imputers' other views and the CausalGeD diffusion model map one
-gene's scRNA-seq vector to that gene's spatial map; they never read another gene's measured
-map, so a perturbation of gene a's measurement reaches gene b only through the training set,
-not through the fitted model. Their response is zero by construction and is not computed
-(:data:`NOT_RESPONSIVE` says so in every output).
+Models that never read another gene's measured map (the imputers' other views, the diffusion
+model) cannot respond to such a perturbation; their response is zero by construction, so it is
+not computed (:data:`NOT_RESPONSIVE` says so in every output). Details: docs/method-notes.md.
 """
 
 from __future__ import annotations
@@ -427,57 +405,7 @@ def network_figure(table: pd.DataFrame, *, method: str = "granger", n_edges: int
     return fig
 
 
-def output_paths(sample: str, outdir: str | Path) -> dict[str, Path]:
-    """The files `causalged causality` writes (the names the Nextflow module declares)."""
-    outdir = Path(outdir)
-    return {
-        "csv": outdir / f"{sample}.causality.csv",
-        "json": outdir / f"{sample}.causality.json",
-        "mqc": outdir / f"{sample}.causality.top_pairs_mqc.tsv",
-        "heatmap": outdir / f"{sample}.causality_heatmap.png",
-        "network": outdir / f"{sample}.causality_network.png",
-    }
-
-
-def run_causality(sample: str, st_path: Path, outdir: Path, *, sc_path: Path | None = None, n_top: int = 20, **params) -> dict[str, Path]:
-    """File in, file out: read, compute everything, then write every output atomically."""
-    from causalged import report
-    from causalged.io import check_writable, ensure_not_input, read_h5ad, write_csv_atomic, write_json_atomic
-
-    out = output_paths(sample, outdir)
-    check_writable(outdir)
-    for path in out.values():
-        ensure_not_input(path, [st_path, sc_path])
-    st_data = read_h5ad(st_path, role="st")
-    sc_data = read_h5ad(sc_path, role="sc") if sc_path else None
-    methods = params.pop("methods", DEFAULT_METHODS)
-    if sc_data is None:
-        methods = [m for m in methods if m == "granger"] or ["granger"]
-    result = causality(st_data, sc_data, methods=methods, st_path=st_path, sc_path=sc_path, **params)
-    primary = "granger" if "granger" in methods else methods[0]
-    top = result.table[result.table["method"] == primary].nlargest(n_top, "statistic")
-    mqc = pd.DataFrame({"Sample": [f"{sample}: {s} -> {t}" for s, t in zip(top["source"], top["target"])],
-                        **{c: top[c].to_numpy() for c in ("method", "statistic", "p_value", "q_value", "effect")}})
-    heat, net = heatmap_figure(result.table, method=primary), network_figure(result.table, method=primary)
-
-    write_csv_atomic(result.table, out["csv"], index=False)
-    write_json_atomic({"sample": sample, **result.info}, out["json"])
-    report.write_mqc_table(
-        mqc, out["mqc"], section_id="causalged_causality", section_name="Causal analysis: top gene pairs",
-        description=f"Top {len(top)} ordered pairs by {primary} ({_describe(primary)}). {VALIDATION_NOTE} "
-                    f"Not computed: {NOT_RESPONSIVE['causalged']}.",
-        headers={"p_value": {"format": "{:.2e}"}, "q_value": {"format": "{:.2e}"}},
-    )
-    report.write_mqc_figure(heat, out["heatmap"], section_id=f"causalged_causality_heatmap_{report.slug(sample)}",
-                            section_name=f"Causal analysis heatmap: {sample}", description=f"Genes of the strongest {primary} pairs, source rows, target columns.")
-    report.write_mqc_figure(net, out["network"], section_id=f"causalged_causality_network_{report.slug(sample)}",
-                            section_name=f"Causal analysis network: {sample}", description=f"The strongest {primary} edges, source to target.")
-    log.info("%s causality: %d genes, %d pairs, called %s", sample, len(result.genes), result.info["n_pairs"], result.info["n_called"])
-    return {**out, "heatmap_mqc": out["heatmap"].with_name(out["heatmap"].stem + "_mqc.html"),
-            "network_mqc": out["network"].with_name(out["network"].stem + "_mqc.html")}
-
-
-def _describe(method: str) -> str:
+def describe(method: str) -> str:
     return {"granger": "F-test of lag(A) added to B ~ lag(B), BH q-values",
             "linear_ridge": "W = -T^-1 of the default method's kernel-ridge view",
             "knn_cells": "W = -T^-1 of the kNN-over-cells generator"}[method]

@@ -5,9 +5,9 @@ is the mean of its cells' log-normalized values: a sparse averaging matrix times
 reference, never a dense cells x genes copy. Up to :data:`ONE_LEVEL_MAX` groups one k-means
 does it; above, cells are first split into coarse clusters (about :data:`METACELLS_PER_COARSE`
 metacells each) and each is split again into metacells in proportion to its size, so the cost
-stays about linear in cells: 10^6 cells into 5 x 10^4 metacells in minutes on 2 cores. Used by
-the diffusion model (a few hundred metacells, its condition width) and by every classical
-method above :data:`causalged.methods.base.MAX_FIT_CELLS` cells.
+stays about linear in cells. Used by the diffusion model (a few hundred metacells, its
+condition width) and by every classical method above
+:data:`causalged.methods.base.MAX_FIT_CELLS` cells.
 """
 
 from __future__ import annotations

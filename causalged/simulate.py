@@ -1,16 +1,13 @@
 """Paired demo data with a known answer: scRNA-seq cells and spot-level ST from one tissue.
 
-The generator places cell types in spatial domains, drives genes with a known directed
-regulatory network (a linear structural model in log space, evaluated in topological order),
-and draws overdispersed counts. Spots pool several cells, so ST is lower resolution than the
-reference; the ST panel measures a subset of the genes with its own per-gene capture
-efficiency (a platform effect). Same seed, same data.
+Cell types sit in spatial domains, a known directed regulatory network (a linear structural
+model in log space) drives the genes, and counts are overdispersed. Spots pool several cells,
+so ST is lower resolution than the reference, and the ST panel measures a subset of the genes
+with its own per-gene capture efficiency (a platform effect). Same seed, same data.
 
-Beyond the named sizes, :func:`simulate` takes ``n_cells``, ``n_spots``, ``n_genes`` and
-``panel_fraction`` (``causalged simulate --n-cells ...``): those pairs come from a chunked,
-vectorized generator (:func:`_simulate_chunked`) whose time grows linearly with cells x genes
-and whose memory holds one chunk plus the sparse output, with atlas-like sparsity. The named
-sizes keep their own code path, so the committed test data and the demo stay byte-identical.
+The named sizes have their own code path, so the committed test data and the demo stay
+byte-identical; ``n_cells``, ``n_spots``, ``n_genes`` and ``panel_fraction`` use a chunked
+generator (:func:`_simulate_chunked`) that is linear in cells x genes and atlas-sparse.
 
 Stored ground truth (for tests and causal analysis):
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import anndata as ad
@@ -22,10 +23,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from causalged.io import to_jsonable
+from causalged.errors import InputError
+from causalged.io import read_h5ad, to_jsonable
 from causalged.methods import DEFAULT_METHOD, MODEL_METHODS, get_imputer
 from causalged.arrays import as_dense, column_compressed, genes_per_block, renormalize_log
-from causalged.preprocess import normalize_counts
+from causalged.preprocess import load_split, normalize_counts
 from causalged.stream import reference_columns
 
 log = logging.getLogger(__name__)
@@ -244,3 +246,30 @@ def noise_control(truth: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     """Uniform noise over each gene's observed range: the control the paper protocol needs."""
     return rng.uniform(0.0, 1.0, truth.shape) * truth.max(axis=0, keepdims=True)
 
+
+def load_inputs(sc_path: Path, st_path: Path, split_path: Path, *, sc_data=None) -> tuple[ad.AnnData, ad.AnnData, dict[str, Any]]:
+    """Read the hvg-step outputs and check that the split's genes are in both; ``sc_data`` is
+    the reference when the caller has opened it already (on disk, by ``read_reference``)."""
+    sc_data = read_h5ad(sc_path, role="sc", layers=False) if sc_data is None else sc_data
+    st_data = read_h5ad(st_path, role="st")
+    split = load_split(split_path)
+    shared = [g for fold in split["folds"] for g in fold]
+    missing = [g for g in shared if g not in st_data.var_names or g not in sc_data.var_names]
+    if missing:
+        raise InputError(split_path, f"{len(missing)} fold genes are not in both inputs (e.g. {', '.join(missing[:3])})", "use the split written by the same hvg run as the .h5ad files")
+    return sc_data, st_data, split
+
+
+#: Columns of the default's per-fold choices (method info keys), in report order.
+CHOICE_COLUMNS = ("k", "n_pcs", "ridge_kernel", "alpha", "spatial_weight", "spatial_neighbours", "spatial_view",
+                  "inner_pcc_knn", "inner_pcc_ridge", "inner_pcc_blend", "inner_pcc_chosen")
+
+
+def default_choices(sample: str, combined: ad.AnnData) -> pd.DataFrame | None:
+    """One row per fold: what the default's inner CV chose there (None if it did not run)."""
+    from causalged.methods import DEFAULT_METHOD
+
+    rows = [{"Sample": f"{sample} | fold {fold}", **{c: info[DEFAULT_METHOD].get(c) for c in CHOICE_COLUMNS}}
+            for fold, info in sorted(combined.uns["causalged_crossval"].get("method_info_by_fold", {}).items(), key=lambda kv: int(kv[0]))
+            if DEFAULT_METHOD in info]
+    return pd.DataFrame(rows) if rows else None

@@ -56,4 +56,20 @@ def get_imputer(name: str, **params) -> Imputer:
     return getattr(import_module(module), cls)(**params)
 
 
-__all__ = ["DEFAULT_EVAL_METHODS", "DEFAULT_METHOD", "FLOOR_METHODS", "METHODS", "METHOD_SETS", "MODEL_METHODS", "Imputer", "get_imputer"]
+def parse_methods(text: str | Sequence[str] | None) -> list[str]:
+    """Comma-separated method names (default: every registered method), checked; a set name
+    (``fast``, ``full``, ``all``: ``methods.METHOD_SETS``) stands for its methods."""
+    from causalged.errors import InputError
+
+    if text is None or text == "":
+        return list(METHODS)
+    given = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    names = [name for m in given for name in METHOD_SETS.get(m, (m,))]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise InputError(None, f"unknown method(s) {', '.join(unknown)}",
+                         f"choose from {', '.join(METHODS)} or a set: {', '.join(METHOD_SETS)}")
+    return list(dict.fromkeys(names))
+
+
+__all__ = ["DEFAULT_EVAL_METHODS", "DEFAULT_METHOD", "FLOOR_METHODS", "METHODS", "METHOD_SETS", "MODEL_METHODS", "Imputer", "get_imputer", "parse_methods"]

@@ -3,8 +3,9 @@
 Array conventions (contract): ``sc_*`` are cells x genes, ``st_*`` spots x genes, both
 log-normalized; predictions are spots x target genes on the ST log-normalized scale.
 Methods whose natural output is on another scale (an average of scRNA-seq values, a z-score,
-a spot total) go through :class:`ScaleMap`, fitted on the training genes only, which turns a
-per-gene pattern into ST values with the mean and spread the gene is expected to have there.
+a spot total) go through :class:`~causalged.scale.ScaleMap`, fitted on the training genes
+only, which turns a per-gene pattern into ST values with the mean and spread the gene is
+expected to have there.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from causalged.arrays import as_dense, column_moments, zscore
+from causalged.arrays import as_dense, column_moments
 from causalged.errors import InputError
 from causalged.limits import size_limit
 from causalged.metacells import metacell_groups, pooling_matrix
+from causalged.scale import ScaleMap
 
 #: Reference cells a method fits on as they are. Above it the reference is pooled into this many
 #: metacells (:mod:`causalged.metacells`) before anything is densified, so a fit's memory and time
@@ -33,60 +35,6 @@ log = logging.getLogger(__name__)
 def max_fit_cells() -> int:
     """The metacell limit in force (:data:`MAX_FIT_CELLS`, or :data:`FIT_CELLS_VARIABLE`)."""
     return size_limit(FIT_CELLS_VARIABLE, MAX_FIT_CELLS, least=2, meaning="the most reference cells a fit may use unpooled")
-
-
-class ScaleMap:
-    """Per-gene ST mean and SD predicted from the gene's scRNA-seq mean and SD.
-
-    Two least-squares lines in log space, ``log st_mean ~ log sc_mean`` and
-    ``log st_sd ~ log sc_sd``, fitted across the training genes only. A held-out gene's
-    pattern (z-scored) is then placed at its predicted ST mean and spread and clipped at 0,
-    the floor of a log1p scale. Correlation-type metrics ignore this; SSIM and JS do not.
-    """
-
-    EPS = 1e-6
-
-    def fit(self, sc_train: np.ndarray, st_train: np.ndarray) -> "ScaleMap":
-        return self.fit_moments(*column_moments(sc_train), *column_moments(st_train))
-
-    def fit_moments(self, sc_mean, sc_sd, st_mean, st_sd) -> "ScaleMap":
-        """Fit from per-gene moments (for callers that never hold the whole matrices)."""
-        self.mean_coef_ = _line(np.log(np.asarray(sc_mean) + self.EPS), np.log(np.asarray(st_mean) + self.EPS))
-        self.sd_coef_ = _line(np.log(np.asarray(sc_sd) + self.EPS), np.log(np.asarray(st_sd) + self.EPS))
-        return self
-
-    def moments(self, sc_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.predict_moments(*column_moments(sc_target))
-
-    def predict_moments(self, sc_mean, sc_sd) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted ST mean and SD of genes with these scRNA-seq moments."""
-        mean = np.exp(np.polyval(self.mean_coef_, np.log(np.asarray(sc_mean) + self.EPS)))
-        sd = np.exp(np.polyval(self.sd_coef_, np.log(np.asarray(sc_sd) + self.EPS)))
-        return mean, sd
-
-    @property
-    def coef(self) -> np.ndarray:
-        """(2, 2) array [mean line, SD line] for saving; :meth:`from_coef` restores it."""
-        return np.vstack([self.mean_coef_, self.sd_coef_])
-
-    @classmethod
-    def from_coef(cls, coef: np.ndarray) -> "ScaleMap":
-        scale = cls()
-        scale.mean_coef_, scale.sd_coef_ = np.asarray(coef[0]), np.asarray(coef[1])
-        return scale
-
-    def to_st(self, pattern: np.ndarray, sc_target: np.ndarray | None = None, *, sc_moments: tuple | None = None) -> np.ndarray:
-        """Spots x genes pattern (any scale) -> ST log-normalized scale; ``sc_moments`` (the
-        targets' scRNA-seq mean and SD) instead of ``sc_target`` saves a pass over the cells."""
-        mean, sd = self.moments(sc_target) if sc_moments is None else self.predict_moments(*sc_moments)
-        return np.clip(zscore(pattern) * sd + mean, 0, None)
-
-
-def _line(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Slope and intercept of y ~ x; a flat line through the mean when x does not vary."""
-    if len(x) < 2 or np.ptp(x) == 0:
-        return np.array([0.0, float(np.mean(y))])
-    return np.polyfit(x, y, 1)
 
 
 class Imputer:

@@ -31,10 +31,11 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from causalged.arrays import column_moments, renormalize_log, similar_gene_average, zscore
-from causalged.methods.base import Imputer, ScaleMap
+from causalged.methods.base import Imputer
 from causalged.methods.kernel_ridge import KernelRidgeImputer, gene_correlation, patterns_from_correlation
 from causalged.methods.knn import knn_weight_grid
 from causalged.methods.spatial import neighbour_graph
+from causalged.scale import ScaleMap
 
 K_GRID = (10, 25, 50, 100, 200)
 N_PCS_GRID = (10, 20, 50)

@@ -1,22 +1,16 @@
 """Adapters that make :class:`causalged.model.CausalGeD` an Imputer, one per design.
 
-- ``causalged``: the paper's design (causal attention mask, autoregressive groups, in-context
-  condition, no cross-modal loss), sampled in one group as the public code does;
+- ``causalged``: the paper's design, sampled in one group as the public code does;
 - ``causalged_ar``: the same trained model, sampled group by group as the paper describes
   (cross-validation fits it once and samples it both ways, see :meth:`training_key`);
-- ``causalged_nomask``: the faithful model with the mask and AR groups off, a plain
-  conditional diffusion transformer (SpaDiT's design);
-- ``causalged_plus``: the faithful model plus our additions (aligned condition path,
-  cross-modal reconstruction), evaluated beside it.
+- ``causalged_nomask``: mask and AR groups off, a plain conditional diffusion transformer
+  (SpaDiT's design);
+- ``causalged_plus``: the faithful model plus our additions, evaluated beside it.
 
-The model generates ST vectors directly, so its output is already on the ST scale; its
-diffusion samples are the uncertainty.
-
-Size guard: the reference is pooled into metacells (``max_cells`` of the preset), but every
-spot is an input and an output unit of the model (``Linear(n_spots, ...)``), so its cost grows
-with the spots. Above :data:`MAX_MODEL_SPOTS` spots (or the environment variable
-``CAUSALGED_MAX_MODEL_SPOTS``) training refuses with an :class:`InputError`
-(:func:`check_model_size`) instead of running for hours or out of memory.
+The model generates ST vectors directly, so its output is already on the ST scale and its
+diffusion samples are the uncertainty. Every spot is an input and output unit of the model, so
+above :data:`MAX_MODEL_SPOTS` spots (``CAUSALGED_MAX_MODEL_SPOTS``) training refuses with an
+:class:`InputError` (:func:`check_model_size`) instead of running for hours or out of memory.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Each training gene's ST vector is z-scored and the z-scores are averaged into one map (the
 tissue's dominant pattern); every target gene gets that same map, placed on its own expected
-ST mean and spread by :class:`~causalged.methods.base.ScaleMap`. It knows nothing about the
+ST mean and spread by :class:`~causalged.scale.ScaleMap`. It knows nothing about the
 target gene beyond its scale, so a learned method that does not beat it has learned nothing
-gene-specific (the CausalGeD row on main once scored below it).
+gene-specific.
 """
 
 from __future__ import annotations

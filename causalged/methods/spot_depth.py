@@ -2,8 +2,8 @@
 
 No biology at all: each spot's raw total over the training genes, placed on each target
 gene's expected ST scale. Against raw counts it still scores well wherever spot size drives
-expression (method.md section 4: raw PCC 0.20 on osmFISH), so it is reported beside every
-raw-count score to show how much of that score is spot size.
+expression, so it is reported beside every raw-count score to show how much of that score is
+spot size.
 """
 
 from __future__ import annotations

@@ -1,24 +1,17 @@
 """Causality-aware transformer (CAT, paper III-B c-e): predicts the noise of noisy latent tokens.
 
-A gene's ST latent (size d) is cut into L tokens of ``d / L`` entries, each projected to the
-hidden width with a learned positional embedding for its latent index. Its scRNA-seq latent
-becomes C condition tokens (one linear layer). The timestep embedding is added to the noisy
-tokens only, so the condition and clean tokens never depend on the noise level: with the
-causal mask, their keys and values can be computed once and cached during sampling.
+A gene's ST latent is cut into L tokens (each with a learned positional embedding for its
+latent index) and its scRNA-seq latent becomes C condition tokens. The timestep embedding is
+added to the noisy tokens only, so with the causal mask the condition and clean tokens' keys
+and values do not depend on the noise level and are cached during sampling.
 
-With ``aligned_condition=True`` (our addition, not in the paper; off in the faithful
-``causalged``, on in ``causalged_plus``) each noisy token also receives the scRNA-seq latent entries
-at its own latent index (projected like a token). The two-headed encoder puts both modalities
-in one latent space, so entry i of the scRNA-seq latent speaks about entry i of the ST latent;
-in a copy test (target latent = condition latent, 600 steps, cpu preset sizes) the
-in-context tokens alone had not learned to use the condition (x0 R^2 0.59 at t = 1000, as
-without it), the aligned path had (0.995). It touches only the noisy tokens, so the
-key/value cache stays valid. ``aligned_condition=False`` gives the paper's in-context design alone.
-
-With ``causal=False`` the mask and AR groups are off: every token attends to every token and
-all latent tokens are denoised together, i.e. a plain conditional diffusion transformer with
-in-context conditioning (SpaDiT's design). No cache is possible then, because the condition
-tokens attend to the noisy ones.
+``aligned_condition=True`` (our addition; off in the faithful ``causalged``, on in
+``causalged_plus``) also gives each noisy token the scRNA-seq latent entries at its own latent
+index: the two-headed encoder puts both modalities in one latent space, and the in-context
+tokens alone learn to use the condition poorly (docs/method-notes.md). It touches only the
+noisy tokens, so the cache stays valid. ``causal=False`` turns the mask and AR groups off: a
+plain conditional diffusion transformer with in-context conditioning (SpaDiT's design), with
+no cache, because the condition tokens then attend to the noisy ones.
 """
 
 from __future__ import annotations

@@ -1,29 +1,19 @@
 """Gaussian diffusion on the ST latent (paper eq. 1-3): cosine schedule, three targets, samplers.
 
-One parameterisation everywhere: whatever the network is trained to predict, the sampler
-reads its output as that same quantity (the public code trained on noise and sampled as if
-the output were the clean sample). Targets (``prediction``):
+One parameterisation everywhere: whatever the network is trained to predict, the sampler reads
+its output as that same quantity (the public code trained on noise and sampled as if the output
+were the clean sample). Targets (``prediction``):
 
-- ``"eps"``: the noise, as the paper says. At the start of sampling alpha-bar is about 6e-10
-  (cosine schedule, T = 2000), so the clean estimate ``(x - sqrt(1 - a) eps) / sqrt(a)``
-  multiplies any error of the predicted noise by about 4e4: the chain starts from garbage
-  that only a hard clip holds in range.
-- ``"v"``: the velocity ``sqrt(a) eps - sqrt(1 - a) x0`` (Salimans & Ho 2022). Both estimates
-  are bounded combinations of ``x`` and the output at every noise level, so nothing is
-  amplified at low signal-to-noise; the default, chosen by measurement (docs/usage.md).
+- ``"eps"``: the noise, as the paper says; at low signal-to-noise the clean estimate derived
+  from it amplifies any error of the prediction enormously.
+- ``"v"``: the velocity (Salimans & Ho 2022), the default: both estimates are bounded
+  combinations of ``x`` and the output at every noise level, so nothing is amplified.
 - ``"x0"``: the clean latent itself.
 
-The loss (MSE plus Huber) is on the chosen target. A safety clip of the clean estimate stays;
-:meth:`GaussianDiffusion.sample` reports the fraction of entries it touched, which with
-``"v"`` is about zero.
-
-Samplers (paper Table II) share one update rule over a subset of the T timesteps:
-
-- ``"ddpm"``: ancestral sampling (eta = 1). With all T timesteps this is the full chain; with
-  ``steps = ceil(T / n)`` it is the paper's fractional 1/n T schedule (every n-th timestep),
-  respaced so that the kept timesteps keep their original cumulative alphas (Nichol &
-  Dhariwal 2021): the update uses alpha-bar of the kept timesteps only.
-- ``"ddim"``: deterministic DDIM (eta = 0) over ``steps`` evenly spaced timesteps.
+The loss (MSE plus Huber) is on the chosen target; a safety clip of the clean estimate stays,
+and :meth:`GaussianDiffusion.sample` reports how much it touched. Samplers (paper Table II):
+``"ddpm"`` (ancestral; fewer steps respaced to keep the kept timesteps' cumulative alphas) and
+``"ddim"`` (deterministic). Numbers behind the choice of ``v``: docs/method-notes.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 - A task uses the GPU its scheduler assigned: Slurm (``--gres``) and Nextflow's local executor
   (``accelerator``) set ``CUDA_VISIBLE_DEVICES``, so ``cuda`` (device 0 of the visible ones) is
-  that GPU. :func:`describe_device` names it in the log.
+  that GPU. :func:`causalged.device.describe_device` names it in the log.
 - A task sizes its batch from the total memory of that GPU (:data:`GPU_MEMORY_FRACTION`), never
   from the memory free when it starts, which another task on the same GPU may be about to take.
 - A CUDA out-of-memory error exits with :data:`EXIT_CUDA_OOM` (:func:`run_exiting_on_cuda_oom`,
@@ -43,17 +43,6 @@ def batch_scale() -> float:
     if not 0 < scale <= 1:
         raise InputError(None, f"{BATCH_SCALE_ENV}={raw!r} is not a number in (0, 1]", f"unset {BATCH_SCALE_ENV}, or set it to e.g. 0.5")
     return scale
-
-
-def describe_device(device) -> str:
-    """``cuda:0`` plus the physical GPU it is when the scheduler restricted the visible ones."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if device.type != "cuda" or not visible:
-        return str(device)
-    index = device.index or 0
-    assigned = [v.strip() for v in visible.split(",") if v.strip()]
-    physical = assigned[index] if index < len(assigned) else "?"
-    return f"{device} (GPU {physical} of CUDA_VISIBLE_DEVICES={visible})"
 
 
 def is_cuda_oom(error: BaseException) -> bool:

@@ -1,40 +1,18 @@
 """The training loop: phases, optimiser schedule, early stopping, checkpoints and exact resume.
 
-Phases. With ``joint_decoder=False`` (the paper's better ablation: the decoder is not trained
-with the diffusion model) the first ``ae_fraction`` of the epochs fit the two-headed
-autoencoder alone; the rest freeze it and train the transformer on its latents (computed once,
-which also makes those epochs cheap). With ``joint_decoder=True`` every step adds both losses;
-the diffusion target is then detached, so it cannot shrink the latent to make noise easy.
-
-Schedule. AdamW; per phase, a linear warm-up over ``warmup_fraction`` of its steps, then a
-cosine decay to ``min_lr_fraction`` x the base rate at the phase's last step. (The public code's
-10x step decay every 100 epochs spends 99 % of its learning rate in the first 5 % of training.)
-
-Epochs. An epoch is one pass over the training genes, repeated until it has at least
-``min_steps_per_epoch`` optimiser steps: with tens of genes a pass is one batch, and a
-patience counted in single steps would stop a diffusion model before it has seen a useful
-range of noise levels (every repeat draws new noise, timesteps, token orders and groups).
-
-Early stopping. The autoencoder phase ends with the weights of its best validation epoch: the
-lowest validation reconstruction loss, or with ``cross_reconstruction`` the highest mean
-Pearson r between decoder(e2(sc)) and the ST vectors of the validation genes (its MSE favours
-timid predictions when the signal is weak). In the diffusion phase the model is judged by what
-it is for: every ``val_every`` epochs the validation genes are generated from their scRNA-seq
-vectors (``val_samples`` DDIM samples of ``val_steps`` steps, fixed seed) and scored by the
-mean Pearson r of the sample mean with the truth (``val_pcc``); training stops after
-``patience`` epochs without a better score and the best weights are restored. The validation
-diffusion loss (fixed noise, timesteps and groups) is logged beside it.
-
-Device and memory. ``auto`` uses CUDA when PyTorch sees a GPU, with bf16 autocast (fp16 with
-a gradient scaler where bf16 is unsupported); ``cuda`` is the GPU the scheduler assigned
-(``CUDA_VISIBLE_DEVICES``). The batch size is lowered to fit 30 % of the available RAM or 60 %
-of that GPU's total memory, never of the memory free at start that another task may take, then
-scaled by ``CAUSALGED_BATCH_SCALE`` (the pipeline's retry after a CUDA out-of-memory exit; see
-:mod:`causalged.model.gpu`) (:func:`auto_batch_size`).
-
-Resume. A checkpoint (every ``checkpoint_every`` epochs and at the end) holds the weights,
-optimiser, random generator states, history and early-stopping state, so a run resumed after
-a kill ends exactly where the uninterrupted run ends (same seed, same device).
+- Phases: with ``joint_decoder=False`` (the paper's better ablation) the autoencoder is fitted
+  alone first, then frozen while the transformer trains on its latents; with ``True`` both
+  losses train together, the diffusion target detached so it cannot shrink the latent.
+- Schedule: AdamW; per phase a linear warm-up, then a cosine decay to a floor, so the learning
+  rate is spent across the whole run rather than at its start.
+- Epochs: a pass over the training genes is repeated up to ``min_steps_per_epoch`` steps, so a
+  patience in epochs spans a useful range of noise levels even with few genes.
+- Early stopping: the model is judged by what it is for, the PCC of the validation genes it
+  generates (the autoencoder phase by its validation reconstruction); the best weights return.
+- Device and memory: bf16 autocast on CUDA; the batch is sized from a share of the RAM or of
+  the GPU's total memory (:func:`auto_batch_size`); the device itself is :mod:`causalged.device`.
+- Resume: a checkpoint holds everything that changes, so a run resumed after a kill ends
+  exactly where the uninterrupted run ends. Details: docs/method-notes.md.
 """
 
 from __future__ import annotations
@@ -52,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from causalged.errors import InputError
-from causalged.model.gpu import GPU_MEMORY_FRACTION, batch_scale, describe_device
+from causalged.model.gpu import GPU_MEMORY_FRACTION, batch_scale
 from causalged.io import atomic_write
 from causalged.model.encoder import reparameterize
 from causalged.model.module import CausalGeDModule
@@ -60,7 +38,6 @@ from causalged.model.module import CausalGeDModule
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.pt"
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -89,26 +66,7 @@ class GeneSet(NamedTuple):
     sc: torch.Tensor
 
 
-# --------------------------------------------------------------------------- device and memory
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when PyTorch sees a GPU; asking for ``cuda`` without one is an error."""
-    if device not in DEVICES and not str(device).startswith("cuda:"):
-        raise InputError(None, f"unknown device {device!r}", f"use one of {', '.join(DEVICES)}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif str(device).startswith("cuda") and not torch.cuda.is_available():
-        build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a CPU-only build")
-        raise InputError(
-            None,
-            f"--device {device} was requested but PyTorch sees no CUDA GPU ({build})",
-            "run on a machine with an NVIDIA GPU and a CUDA build of torch, or pass --device cpu (or auto)",
-        )
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        log.info("using %s", describe_device(resolved))
-    return resolved
-
-
+# --------------------------------------------------------------------------- memory
 def memory_budget(device: torch.device) -> int:
     """Bytes the training step may use: 60 % of the GPU's total memory, 30 % of available RAM.
 

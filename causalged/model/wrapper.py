@@ -1,37 +1,20 @@
 """``CausalGeD``: the user-facing model (scvi-tools style: network, training loop and wrapper apart).
 
 Arrays follow the package convention: ``sc_*`` are cells x genes (dense or CSR), ``st_*`` are
-spots x genes, both log-normalized; the same genes (columns) in matching order. The model
-transposes them internally, because genes are its samples: it learns to generate a gene's
-vector over the spots from its vector over the cells.
+spots x genes, both log-normalized, the same genes in the same order. Genes are the model's
+samples: it learns to generate a gene's vector over the spots from its vector over the cells.
 
-Designs (``method``, see :data:`METHOD_SWITCHES`): ``causalged`` is the paper's design,
+Designs (``method``, :data:`METHOD_SWITCHES`): ``causalged`` is the paper's design,
 ``causalged_nomask`` the same without the causal mask (SpaDiT's), ``causalged_plus`` the
 paper's design plus our two additions; every addition is a named switch, off unless asked for.
+Presets (:data:`PRESETS`): ``cpu`` (default, small, early-stopped) and ``paper`` (the paper's
+architecture); both faithful, and any key can be overridden as a keyword argument.
 
-Presets (sizes and budgets, both faithful; any key can be overridden as a keyword argument):
-
-- ``"cpu"`` (default): a small network (latent 64 in 16 tokens, hidden 64, 4 heads, depth 3,
-  the reference pooled into 256 metacells) trained for up to 300 epochs, stopped by the
-  validation genes' generated PCC (patience 20 epochs); about a minute per fit on one core for
-  the osmFISH pair.
-- ``"paper"``: the paper's HBC architecture (hidden 1024, 16 heads, depth 4, latent 256 as 256
-  tokens, 64 condition tokens, batch 64, T = 2000, AR decay 0.8) with our optimiser schedule:
-  AdamW, lr 1e-4, weight decay 1e-4, 2 % linear warm-up then cosine decay to 10 % of the rate
-  at the last epoch, up to 4000 epochs with early stopping after 400 epochs without
-  validation improvement. (The public code's lr 3e-6 with 10x decay every 100 epochs
-  leaves 99 % of its learning rate in the first 200 epochs: method.md section 9.)
-
-Inputs are z-scored per gene (over spots, over cells) before the encoder, so the model learns
-spatial patterns rather than expression levels, which differ far more between genes; a
-gene's ST mean and spread are put back with a least-squares map from its scRNA-seq mean and
-spread fitted on the training genes (``methods.base.ScaleMap``, shared with the baselines). Imputed values are clipped at 0.
-
-Scale. The encoder heads are ``Linear(n_spots, enc_hidden)`` and ``Linear(min(n_cells,
-max_cells), enc_hidden)``; a reference with more than ``max_cells`` cells (256 cpu, 10,000
-paper) is pooled into metacells (k-means on a truncated SVD, sparse throughout), so the model
-grows with the spots, not the cells. ``impute`` returns every sample (``n_samples x spots x
-targets`` float32), which bounds its memory at large sizes.
+Inputs are z-scored per gene, so the model learns spatial patterns rather than expression
+levels; a gene's ST mean and spread are put back by :class:`causalged.scale.ScaleMap`, as for
+the baselines; imputed values are clipped at 0. A large reference is pooled into metacells, so
+the model grows with the spots, not the cells. Preset sizes and their history:
+docs/method-notes.md.
 """
 
 from __future__ import annotations
@@ -48,12 +31,13 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from causalged.device import resolve_device
 from causalged.io import atomic_write, write_csv_atomic, write_json_atomic
-from causalged.methods.base import ScaleMap
 from causalged.metacells import metacell_groups
 from causalged.model.data import check_shapes, genes_by_cells, genes_by_spots, standardize_genes
 from causalged.model.module import CausalGeDModule
-from causalged.model.training import CHECKPOINT_NAME, GeneSet, TrainSettings, auto_batch_size, fit, resolve_device
+from causalged.model.training import CHECKPOINT_NAME, GeneSet, TrainSettings, auto_batch_size, fit
+from causalged.scale import ScaleMap
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""File-in, file-out evaluation: what ``causalged crossval`` and ``causalged evaluate`` call.
+"""Evaluation step: score the cross-validated folds, estimate each gene's trust, draw the figures.
 
-Outputs of :func:`evaluate_sample` (prefix ``<sample>``, under ``outdir``):
+Outputs of :func:`run` (prefix ``<sample>``, under ``outdir``):
 
 - ``.metrics.csv``: one row per gene x method x protocol x truth (see ``scoring``).
 - ``.metrics_summary.csv``: mean/SD over genes and the AS, with a protocol column.
@@ -28,40 +28,9 @@ from causalged.evaluation import figures
 from causalged.evaluation.crossval import PROTOCOL_LABELS, PROTOCOLS, combine_folds, run_fold
 from causalged.evaluation.scoring import score_predictions, summarize
 from causalged.evaluation.trust import trust_table
-from causalged.io import ensure_not_input, read_h5ad, write_csv_atomic, write_h5ad_atomic
-from causalged.methods import METHODS
-from causalged.preprocess import load_split
+from causalged.io import ensure_not_input, write_csv_atomic, write_h5ad_atomic
 
 log = logging.getLogger(__name__)
-
-
-def parse_methods(text: str | Sequence[str] | None) -> list[str]:
-    """Comma-separated method names (default: every registered method), checked; a set name
-    (``fast``, ``full``, ``all``: ``methods.METHOD_SETS``) stands for its methods."""
-    from causalged.methods import METHOD_SETS
-
-    if text is None or text == "":
-        return list(METHODS)
-    given = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
-    names = [name for m in given for name in METHOD_SETS.get(m, (m,))]
-    unknown = [m for m in names if m not in METHODS]
-    if unknown:
-        raise InputError(None, f"unknown method(s) {', '.join(unknown)}",
-                         f"choose from {', '.join(METHODS)} or a set: {', '.join(METHOD_SETS)}")
-    return list(dict.fromkeys(names))
-
-
-def load_inputs(sc_path: Path, st_path: Path, split_path: Path, *, sc_data=None) -> tuple[ad.AnnData, ad.AnnData, dict[str, Any]]:
-    """Read the hvg-step outputs and check that the split's genes are in both; ``sc_data`` is
-    the reference when the caller has opened it already (on disk, by ``read_reference``)."""
-    sc_data = read_h5ad(sc_path, role="sc", layers=False) if sc_data is None else sc_data
-    st_data = read_h5ad(st_path, role="st")
-    split = load_split(split_path)
-    shared = [g for fold in split["folds"] for g in fold]
-    missing = [g for g in shared if g not in st_data.var_names or g not in sc_data.var_names]
-    if missing:
-        raise InputError(split_path, f"{len(missing)} fold genes are not in both inputs (e.g. {', '.join(missing[:3])})", "use the split written by the same hvg run as the .h5ad files")
-    return sc_data, st_data, split
 
 
 def read_fold(path: Path) -> ad.AnnData:
@@ -73,47 +42,34 @@ def read_fold(path: Path) -> ad.AnnData:
                          "re-run `causalged crossval` for that fold (the file is truncated or not an .h5ad)") from err
 
 
-def fold_path(outdir: Path, sample: str, fold: int) -> Path:
-    return Path(outdir) / f"{sample}.fold{fold}.predictions.h5ad"
+def outputs(sample: str, outdir: str | Path) -> dict[str, Path]:
+    """The files this step writes (the names modules/local/evaluate declares); figures beside them under figures/."""
+    outdir = Path(outdir)
+    return {
+        "metrics": outdir / f"{sample}.metrics.csv",
+        "summary": outdir / f"{sample}.metrics_summary.csv",
+        "predictions": outdir / f"{sample}.heldout_predictions.h5ad",
+        "trust": outdir / f"{sample}.gene_trust.csv",
+        "metrics_mqc": outdir / f"{sample}.metrics_mqc.tsv",
+        "trust_mqc": outdir / f"{sample}.trust_mqc.tsv",
+        "general_mqc": outdir / f"{sample}.general_mqc.tsv",
+        "choices_mqc": outdir / f"{sample}.default_choices_mqc.tsv",
+    }
 
 
-def crossval_fold(sample: str, sc_path: Path, st_path: Path, split_path: Path, fold: int, outdir: Path, **kwargs) -> Path:
-    """One fold -> ``<sample>.fold<K>.predictions.h5ad``. A reference above the stream limit
-    stays on disk: the fold reads its genes in one pass of row blocks (causalged/stream.py)."""
-    from causalged.io import check_writable
-    from causalged.stream import read_reference
-
-    check_writable(outdir)  # before the fold's training, not after it
-    with read_reference(sc_path, layers=False) as reference:
-        sc_data, st_data, split = load_inputs(sc_path, st_path, split_path, sc_data=reference)
-        if not 0 <= fold < len(split["folds"]):
-            raise InputError(split_path, f"fold {fold} does not exist (the split has {len(split['folds'])} folds, 0-based)", f"pass --fold between 0 and {len(split['folds']) - 1}")
-        path = fold_path(outdir, sample, fold)
-        ensure_not_input(path, [sc_path, st_path, split_path])
-        result = run_fold(sc_data, st_data, split, fold, **kwargs)
-    result.uns["sample"] = sample
-    return write_h5ad_atomic(result, path)
-
-
-def evaluate_sample(
-    sample: str,
-    sc_path: Path,
-    st_path: Path,
-    split_path: Path,
-    outdir: Path,
-    *,
-    predictions: Sequence[Path] = (),
-    methods: Sequence[str] | None = None,
-    metric_set: str = "canonical",
-    protocol: str = "heldout",
-    seed: int = 0,
-    n_samples: int = 40,
-    preset: str = "cpu",
-    device: str = "auto",
-    make_figures: bool = True,
-    overrides: dict | None = None,
-) -> dict[str, Path]:
+def run(*, sample: str, sc: Path, st: Path, split: Path, predictions: Sequence[Path] = (), outdir: Path = Path("."), seed: int = 0,
+        preset: str = "cpu", device: str = "auto", epochs: int | None = None, n_samples: int = 8, sampler: str = "ddim",
+        sampling_steps: int = 50, inference_mode: str | None = None, methods: str | None = None, metric_set: str = "canonical",
+        protocol: str = "heldout", no_figures: bool = False) -> dict[str, Path]:
     """Gather fold files (or run every fold), score, and write every evaluation output."""
+    from causalged.device import resolve_device
+    from causalged.evaluation.crossval import default_choices, load_inputs
+    from causalged.methods import parse_methods
+    from causalged.steps.crossval import model_overrides
+
+    resolve_device(device)
+    sc_path, st_path, split_path = sc, st, split
+    overrides = model_overrides(epochs, sampler, sampling_steps, inference_mode)
     if protocol not in PROTOCOLS:
         raise InputError(None, f"unknown protocol {protocol!r}", f"choose one of {', '.join(PROTOCOLS)}")
     outdir = Path(outdir)
@@ -145,18 +101,10 @@ def evaluate_sample(
     trust_summaries = [summary for _, summary in trusts.values()]
     combined.uns["trust_summary"] = trusts[default][1]
 
-    out = {
-        "metrics": outdir / f"{sample}.metrics.csv",
-        "summary": outdir / f"{sample}.metrics_summary.csv",
-        "predictions": outdir / f"{sample}.heldout_predictions.h5ad",
-        "trust": outdir / f"{sample}.gene_trust.csv",
-        "metrics_mqc": outdir / f"{sample}.metrics_mqc.tsv",
-        "trust_mqc": outdir / f"{sample}.trust_mqc.tsv",
-        "general_mqc": outdir / f"{sample}.general_mqc.tsv",
-    }
+    out = outputs(sample, outdir)
     choices = default_choices(sample, combined)
-    if choices is not None:
-        out["choices_mqc"] = outdir / f"{sample}.default_choices_mqc.tsv"
+    if choices is None:
+        del out["choices_mqc"]
     for path in out.values():
         ensure_not_input(path, [sc_path, st_path, split_path, *predictions])
     write_csv_atomic(metrics, out["metrics"], index=False, float_format="%.6g")
@@ -187,7 +135,7 @@ def evaluate_sample(
             "(0 = no spatial view) and neighbourhood; inner PCC = mean out-of-fold PCC of training genes for the best kNN alone, ridge alone, "
             "two-view blend, and the choice.",
         )
-    if make_figures:
+    if not no_figures:
         expected = trust[trust.method == default].set_index("gene")["expected_pcc"]
         out.update(write_figures(sample, combined, metrics, outdir=outdir, method=default, seed=seed, expected=expected))
     return out
@@ -208,21 +156,6 @@ def general_stats(sample: str, sc_data: ad.AnnData, st_data: ad.AnnData, split: 
     row = summary[(summary.protocol == "heldout") & (summary.truth == "normalized") & (summary.method == method)]
     return pd.DataFrame([{"Sample": sample, "spots": st_data.n_obs, "cells": sc_data.n_obs, "genes_imputed": len(split.get("target_genes", [])),
                           "default_method": method, "heldout_pcc": float(row.pcc.iloc[0]) if len(row) else float("nan")}])
-
-
-#: Columns of the default's per-fold choices (method info keys), in report order.
-CHOICE_COLUMNS = ("k", "n_pcs", "ridge_kernel", "alpha", "spatial_weight", "spatial_neighbours", "spatial_view",
-                  "inner_pcc_knn", "inner_pcc_ridge", "inner_pcc_blend", "inner_pcc_chosen")
-
-
-def default_choices(sample: str, combined: ad.AnnData) -> pd.DataFrame | None:
-    """One row per fold: what the default's inner CV chose there (None if it did not run)."""
-    from causalged.methods import DEFAULT_METHOD
-
-    rows = [{"Sample": f"{sample} | fold {fold}", **{c: info[DEFAULT_METHOD].get(c) for c in CHOICE_COLUMNS}}
-            for fold, info in sorted(combined.uns["causalged_crossval"].get("method_info_by_fold", {}).items(), key=lambda kv: int(kv[0]))
-            if DEFAULT_METHOD in info]
-    return pd.DataFrame(rows) if rows else None
 
 
 def mqc_summary(sample: str, summary: pd.DataFrame) -> pd.DataFrame:

@@ -1,28 +1,22 @@
 """``causalged ablate``: the paper's ablation claims, measured under the held-out protocol.
 
 The grid varies **one axis at a time** from the faithful default (``causalged``, cpu or paper
-preset); every cell of the grid sees the same gene folds and seeds, and every model is trained
-until its validation genes say stop (model/training.py). Cells that only change how a trained
-model is sampled (the sampler axis, one-group vs group-by-group inference) reuse the default
-cell's fit, so the comparison isolates the sampler.
-
-Claims checked (paper section V, plus its headline claim):
+preset); every cell sees the same gene folds and seeds, and every model trains until its
+validation genes say stop. Cells that only change how a trained model is sampled reuse the
+default cell's fit, so the comparison isolates the sampler. Claims (paper section V):
 
 - ``decoder``: not training the decoder with the diffusion helps (Fig. 6);
 - ``encoder``: a variational encoder helps slightly (Fig. 7);
 - ``ar_decay``: AR step decay 0.8 is best, and accuracy falls as the decay goes to 1.0 (Fig. 8);
 - ``depth``: 3 or more transformer blocks are needed (Fig. 9);
 - ``sampler``: T, T/2, T/3, T/4 and T/20 sampling steps change PCC by under 1 % (Table II);
-- ``mask``: the causal mask is what beats SpaDiT (the no-mask model).
+- ``mask``: the causal mask is what beats SpaDiT (the no-mask model), the headline claim;
 - ``inference`` (no paper number): group-by-group vs one-group sampling of the same model.
 
-Verdicts compare the two settings a claim is about on paired units: the mean PCC over the
-genes of one (seed, fold), which every setting saw alike. The claim is *supported* when the
-mean paired difference has the claimed sign and its 95 % t interval over units (seed and
-gene-set noise together; ``t_{0.975, n-1}`` standard errors, so few units need a large
-difference), *not supported* when it has the wrong sign beyond that,
-and *within noise* otherwise. The sampler claim is about a size, not a sign: supported when
-every fractional schedule is within 1 % (relative) of full T sampling beyond that noise.
+Verdicts pair the two settings of a claim on units every setting saw alike (the mean PCC over
+one seed and fold's genes): *supported* when the mean difference has the claimed sign beyond
+its 95 % t interval, *not supported* when it has the wrong sign beyond it, else *within noise*.
+The sampler claim is about a size: every fractional schedule within 1 % of full T sampling.
 """
 
 from __future__ import annotations
@@ -39,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from causalged.errors import InputError
-from causalged.evaluation.benchmark import dataset_name, map_tasks, prepare
+from causalged.research.benchmark import dataset_name, map_tasks, prepare
 from causalged.evaluation.crossval import fit_predict, fold_inputs, method_params
 from causalged.evaluation.metrics import pcc, ssim
 from causalged import report

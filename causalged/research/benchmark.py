@@ -1,10 +1,11 @@
 """``causalged benchmark``: every method, every dataset, several seeds -> docs/benchmarks.md.
 
-A dataset is a folder with raw-count ``sc.h5ad`` and ``st.h5ad`` (as under ../shared/data),
-or ``demo`` (the simulated demo pair). Each goes through the pipeline's own preprocessing
-(qc -> normalize -> hvg), then K-fold held-out-gene cross-validation per seed; the seed sets
-the gene folds and every method's randomness. Every number in the page comes from this run,
-except the SpatialBenchmarking rows, which are quoted and labelled as published.
+A dataset is a folder with raw-count ``sc.h5ad`` and ``st.h5ad``, or ``demo`` (the simulated
+demo pair); the caller names every dataset, there is no default list. Each goes through the
+pipeline's own preprocessing (qc -> normalize -> hvg), then K-fold held-out-gene
+cross-validation per seed; the seed sets the gene folds and every method's randomness. Every
+number in the page comes from this run, except the SpatialBenchmarking rows, which are quoted
+and labelled as published.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from causalged import preprocess, report
-from causalged.evaluation.crossval import combine_folds, run_fold
-from causalged.evaluation.evaluate import default_choices
+from causalged.evaluation.crossval import combine_folds, default_choices, run_fold
 from causalged.evaluation.metrics import METRICS, accuracy_score
 from causalged.evaluation.scoring import score_predictions, summarize
 from causalged.evaluation.trust import trust_table
@@ -54,13 +54,6 @@ MODEL_TARGET_BASELINES = ("mean_map", "kernel_ridge")
 #: Extra comparisons too slow on 2 CPU cores to repeat for every seed (``--slow-seeds``); the
 #: faithful diffusion models have their own count (``--model-seeds``), all seeds by default.
 SLOW_METHODS = ("tangram", "causalged_plus")
-
-
-def default_datasets(repo: Path) -> list[str]:
-    """Each pair under ../shared/data beside the repository, then the simulated demo."""
-    shared = repo.parent / "shared" / "data"
-    found = sorted(str(p) for p in shared.iterdir() if (p / "sc.h5ad").exists() and (p / "st.h5ad").exists()) if shared.is_dir() else []
-    return found + ["demo"]
 
 
 def dataset_name(dataset: str) -> str:
@@ -129,6 +122,8 @@ def run_benchmark(datasets: Sequence[str], *, output: Path, seeds: Sequence[int]
     ``jobs`` > 1 runs that many datasets at once, each in its own process with one thread
     (the diffusion models are small: one core each is used better than two cores on one).
     """
+    if not datasets:
+        raise ValueError("name at least one dataset: a folder with sc.h5ad and st.h5ad, or 'demo'")
     methods = list(methods or METHODS)
     started = time.perf_counter()
     results = map_tasks(functools.partial(run_dataset, seeds=seeds, methods=methods, slow_seeds=slow_seeds, n_folds=n_folds,
