@@ -46,7 +46,7 @@ import scipy.sparse as sp
 from sklearn.decomposition import PCA
 from tqdm import tqdm
 
-from causalged.evaluation.benchmark import prepare
+from causalged.research.benchmark import prepare
 from causalged.evaluation.crossval import fold_inputs
 from causalged.evaluation.metrics import js, pcc, ssim
 from causalged.io import write_text_atomic

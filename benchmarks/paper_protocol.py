@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from causalged.evaluation.evaluate import evaluate_sample
+from causalged.steps import evaluate as evaluate_step
 from causalged.io import write_text_atomic
-from causalged.steps import run_hvg, run_normalize, run_qc
+from causalged.steps import hvg as hvg_step, normalize as normalize_step, qc as qc_step
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ["knn_ridge_blend", "knn", "kernel_ridge", "spot_depth"]
@@ -28,11 +28,10 @@ def main(dataset: Path) -> Path:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        q = run_qc("bench", dataset / "sc.h5ad", dataset / "st.h5ad", tmp)
-        n = run_normalize("bench", q["sc"], q["st"], tmp)
-        h = run_hvg("bench", n["sc"], n["st"], tmp, n_folds=10, seed=0)
-        out = evaluate_sample("bench", h["sc"], h["st"], h["split"], tmp, methods=METHODS, protocol="paper-inpainting",
-                              seed=0, n_samples=0, make_figures=False)
+        q = qc_step.run(sample="bench", sc=dataset / "sc.h5ad", st=dataset / "st.h5ad", outdir=tmp)
+        n = normalize_step.run(sample="bench", sc=q["sc"], st=q["st"], outdir=tmp)
+        h = hvg_step.run(sample="bench", sc=n["sc"], st=n["st"], outdir=tmp, n_folds=10, seed=0)
+        out = evaluate_step.run(sample="bench", sc=h["sc"], st=h["st"], split=h["split"], outdir=tmp, methods=",".join(METHODS), protocol="paper-inpainting", seed=0, n_samples=0, no_figures=True)
         metrics = pd.read_csv(out["metrics"])
     normalized = metrics[metrics["truth"] == "normalized"]
     table = normalized.groupby(["protocol", "method"])[["pcc", "ssim"]].mean().unstack("protocol")

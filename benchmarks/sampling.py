@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from causalged.evaluation.benchmark import prepare
+from causalged.research.benchmark import prepare
 from causalged.evaluation.crossval import fold_inputs
 from causalged.evaluation.metrics import pcc
 from causalged.io import write_text_atomic

@@ -28,7 +28,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from causalged.evaluation.benchmark import prepare
+from causalged.research.benchmark import prepare
 from causalged.evaluation.trust import expected_accuracy, trust_features
 from causalged.io import write_text_atomic
 from causalged.methods import DEFAULT_METHOD

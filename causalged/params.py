@@ -165,9 +165,11 @@ PARAMS: tuple[Param, ...] = (
        SAMPLING_STEPS, aliases=("--mode",)),
     _p("chunk_genes", int, 0, "Genes predicted and written at a time (0: as many as fit in 256 MB), so memory does not grow with the targets.",
        ("impute",), min=0),
-    _p("max_fit_cells", int, 50000, "Above this many reference cells the classical methods fit on metacells.", ("run",), min=1,
+    _p("max_fit_cells", int, 50000, "Reference cells above which the classical methods (the default among them) pool the reference into this many "
+       "metacells before fitting, so memory stops growing with the atlas.", ("run",), min=1,
        env="CAUSALGED_MAX_FIT_CELLS"),
-    _p("stream_entries", int, 268435456, "Above this many stored reference entries qc, normalize and hvg read the reference in row blocks.",
+    _p("stream_entries", int, 268435456, "Stored reference entries (non-zeros) above which qc, normalize and hvg read the reference in row blocks instead "
+       "of whole (2^28, about 2 GB of CSR).",
        ("run",), min=1, env="CAUSALGED_STREAM_ENTRIES"),
     _p("resume", bool, False, "Continue from <sample>.model/checkpoints/last.pt (after a kill); ends where an uninterrupted run would.",
        ("train",), nf=False),

@@ -122,6 +122,9 @@ def check_run_params(values: dict[str, Any]):
     parse_methods([values["method"]])
     if not values["skip_evaluation"]:
         parse_methods(values["eval_methods"])
+    if values["n_samples"] < 1:
+        raise InputError(None, f"--n-samples must be at least 1 (the imputation draws that many samples), got {values['n_samples']}",
+                         "pass --n-samples 1 or more")
     if values["top_fraction"] == 0:
         raise InputError(None, "--top-fraction must be above 0, got 0", "pass a fraction such as 0.25")
     return resolve_device(values["device"])  # --device cuda without a GPU: an error here, before any work

@@ -35,12 +35,12 @@ def tiny_paths() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_preprocessed(tmp_path_factory, tiny_paths) -> dict[str, Path]:
     """The tiny pair after qc -> normalize -> hvg (5 folds), shared by tests that need model inputs."""
-    from causalged.steps import run_hvg, run_normalize, run_qc
+    from causalged.steps import hvg as hvg_step, normalize as normalize_step, qc as qc_step
 
     out = tmp_path_factory.mktemp("tiny_pre")
-    q = run_qc("tiny", tiny_paths["sc"], tiny_paths["st"], out)
-    n = run_normalize("tiny", q["sc"], q["st"], out)
-    return run_hvg("tiny", n["sc"], n["st"], out, genes=tiny_paths["genes"], n_folds=5, seed=0)
+    q = qc_step.run(sample="tiny", sc=tiny_paths["sc"], st=tiny_paths["st"], outdir=out)
+    n = normalize_step.run(sample="tiny", sc=q["sc"], st=q["st"], outdir=out)
+    return hvg_step.run(sample="tiny", sc=n["sc"], st=n["st"], outdir=out, genes=tiny_paths["genes"], n_folds=5, seed=0)
 
 
 def shared_dataset(name: str) -> Path:

@@ -111,7 +111,7 @@ def test_neighbour_graph_averages_each_spot_over_its_nearest_other_spots():
 def test_bootstrap_intervals_keep_their_coverage_on_demo_heldout_genes():
     """Refits that keep the kNN graph (and resample only the cheap parts) still give 5-95 %
     intervals that hold the true held-out value about 90 % of the time."""
-    from causalged.evaluation.benchmark import prepare
+    from causalged.research.benchmark import prepare
     from causalged.evaluation.crossval import fit_predict, fold_inputs
 
     _, sc_data, st_data, split = prepare("demo", seed=0, n_folds=5)

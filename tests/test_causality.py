@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from causalged import causality as c
+from causalged.steps import causality as causality_step
 from causalged.errors import InputError
 
 
@@ -128,7 +129,7 @@ def test_bad_input_is_a_clear_error_and_nothing_written(case, match, tmp_path):
     data.write_h5ad(st)
     outdir = tmp_path / "out"
     with pytest.raises(InputError, match=match) as err:
-        c.run_causality("s", st, outdir, methods=["granger"])
+        causality_step.run(sample="s", st=st, outdir=outdir, methods=["granger"])
     assert str(st) in str(err.value) and "Fix:" in str(err.value)
     assert _outputs_absent(outdir)
 
@@ -146,7 +147,7 @@ def _tiny_pair(tmp_path):
 
 def test_outputs_and_atomic_writes(tmp_path, monkeypatch):
     sc, st = _tiny_pair(tmp_path)
-    out = c.run_causality("tiny", st, tmp_path / "out", sc_path=sc, max_genes=12)
+    out = causality_step.run(sample="tiny", st=st, outdir=tmp_path / "out", sc=sc, max_genes=12)
     table = pd.read_csv(out["csv"])
     assert list(table.columns) == c.COLUMNS
     assert set(table.method) == set(c.METHODS)
@@ -167,7 +168,7 @@ def test_outputs_and_atomic_writes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
     with pytest.raises(RuntimeError):
-        c.run_causality("tiny", st, fresh, sc_path=sc, max_genes=5, methods=["granger"])
+        causality_step.run(sample="tiny", st=st, outdir=fresh, sc=sc, max_genes=5, methods=["granger"])
     assert not (fresh / "tiny.causality.csv").exists()
     assert not list(fresh.glob(".*.tmp"))
 

@@ -9,7 +9,9 @@ import pandas as pd
 
 from click.testing import CliRunner
 
-from causalged.evaluation.cli import benchmark
+from causalged.cli import cli
+
+benchmark = cli.commands["benchmark"]  # the registered command, wherever its module lives
 
 
 def test_benchmark_writes_a_labelled_page(tiny_paths, tmp_path):

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from causalged.evaluation.cli import crossval, evaluate
+from causalged.cli import cli
+crossval, evaluate = cli.commands["crossval"], cli.commands["evaluate"]
 from causalged.evaluation.crossval import combine_folds, paper_inpainting, run_fold
 from causalged.evaluation.metrics import score_genes
 from causalged.preprocess import load_split, make_gene_splits

@@ -1,5 +1,6 @@
-"""GPU tasks on shared nodes (causalged.model.gpu): the assigned GPU, batch sizing from its total
-memory, and the CUDA out-of-memory exit that the pipeline retries with half the batch.
+"""GPU tasks on shared nodes (causalged.model.gpu, causalged.device): the assigned GPU, batch
+sizing from its total memory, and the CUDA out-of-memory exit that the pipeline retries with half
+the batch.
 
 No GPU is needed: torch.cuda is replaced where a test needs a GPU to be seen.
 """
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from causalged import device as devices
 from causalged.errors import InputError
 from causalged.model import gpu, training
 
@@ -53,13 +55,13 @@ def test_task_uses_and_names_the_gpu_its_scheduler_assigned(monkeypatch, caplog)
     """With CUDA_VISIBLE_DEVICES=3,5 (Slurm --gres), `cuda` is device 0 of those: physical GPU 3."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    with caplog.at_level(logging.INFO, logger="causalged.model.training"):
-        device = training.resolve_device("auto")
+    with caplog.at_level(logging.INFO, logger="causalged.device"):
+        device = devices.resolve_device("auto")
     assert device == torch.device("cuda") and device.index is None
     assert "GPU 3 of CUDA_VISIBLE_DEVICES=3,5" in caplog.text
-    assert gpu.describe_device(torch.device("cuda:1")) == "cuda:1 (GPU 5 of CUDA_VISIBLE_DEVICES=3,5)"
+    assert devices.describe_device(torch.device("cuda:1")) == "cuda:1 (GPU 5 of CUDA_VISIBLE_DEVICES=3,5)"
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    assert gpu.describe_device(torch.device("cuda")) == "cuda"
+    assert devices.describe_device(torch.device("cuda")) == "cuda"
 
 
 def test_cuda_oom_exits_75_and_other_errors_pass_through(capsys):

@@ -11,7 +11,7 @@ import pytest
 
 from causalged.arrays import genes_per_block
 from causalged.io import write_h5ad_atomic, write_h5ad_columns_atomic
-from causalged.model.cli import impute_genes, train_model
+from causalged.steps import impute as impute_step, train as train_step
 
 
 def _assert_same_anndata(a: ad.AnnData, b: ad.AnnData) -> None:
@@ -72,10 +72,8 @@ def test_default_block_size_bounds_memory_and_keeps_small_runs_in_one_block():
 
 @pytest.mark.parametrize("method", ["kernel_ridge", "knn_ridge_blend"])
 def test_impute_in_blocks_gives_the_values_of_one_block(method, tiny_preprocessed, tmp_path):
-    model = train_model("tiny", tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"], tmp_path / "train",
-                        method=method, device="cpu")
-    paths = {size: impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / f"chunk{size}",
-                                n_samples=3, device="cpu", chunk_genes=size) for size in (None, 2)}
+    model = train_step.run(sample="tiny", sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], split=tiny_preprocessed["split"], outdir=tmp_path / "train", method=method, device="cpu")
+    paths = {size: impute_step.run(sample="tiny", model=model, sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], outdir=tmp_path / f"chunk{size}", n_samples=3, device="cpu", chunk_genes=size) for size in (None, 2)}
     one, blocks = ad.read_h5ad(paths[None]), ad.read_h5ad(paths[2])
     assert blocks.n_vars > 2 and blocks.uns["causalged"]["impute"]["genes_per_block"] == 2
     np.testing.assert_allclose(blocks.X, one.X, rtol=1e-5, atol=1e-6)
@@ -90,11 +88,10 @@ def test_impute_records_a_pooled_reference(monkeypatch, tiny_preprocessed, tmp_p
     """Above the cell limit `causalged impute` fits the default on metacells and says so in uns."""
     from causalged.methods.base import FIT_CELLS_VARIABLE
 
-    model = train_model("tiny", tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"], tmp_path / "train",
-                        method="knn_ridge_blend", device="cpu")
-    whole = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "whole", n_samples=2, device="cpu"))
+    model = train_step.run(sample="tiny", sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], split=tiny_preprocessed["split"], outdir=tmp_path / "train", method="knn_ridge_blend", device="cpu")
+    whole = ad.read_h5ad(impute_step.run(sample="tiny", model=model, sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], outdir=tmp_path / "whole", n_samples=2, device="cpu"))
     monkeypatch.setenv(FIT_CELLS_VARIABLE, "50")
-    pooled = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "pooled", n_samples=2, device="cpu"))
+    pooled = ad.read_h5ad(impute_step.run(sample="tiny", model=model, sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], outdir=tmp_path / "pooled", n_samples=2, device="cpu"))
     n_cells = ad.read_h5ad(tiny_preprocessed["sc"]).n_obs
     assert "reference_pooled" not in whole.uns["causalged"]["impute"]  # None is not written
     assert dict(pooled.uns["causalged"]["impute"]["reference_pooled"]) == {"cells": n_cells, "metacells": 50, "limit_variable": FIT_CELLS_VARIABLE}
@@ -105,15 +102,14 @@ def test_impute_from_a_reference_on_disk_gives_the_in_memory_values(monkeypatch,
     """Above the stream limit impute takes its genes from the reference in blocks of cells, never whole."""
     import causalged.stream as stream
 
-    model = train_model("tiny", tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"], tmp_path / "train",
-                        method="knn_ridge_blend", device="cpu")
-    whole = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "whole", n_samples=2, device="cpu"))
+    model = train_step.run(sample="tiny", sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], split=tiny_preprocessed["split"], outdir=tmp_path / "train", method="knn_ridge_blend", device="cpu")
+    whole = ad.read_h5ad(impute_step.run(sample="tiny", model=model, sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], outdir=tmp_path / "whole", n_samples=2, device="cpu"))
     passes = []
     original = stream.BackedReference.columns
     monkeypatch.setattr(stream.BackedReference, "columns", lambda self, genes: passes.append(list(genes)) or original(self, genes))
     monkeypatch.setattr(stream, "BLOCK_ENTRIES", 500)
     monkeypatch.setenv(stream.STREAM_VARIABLE, "1")
-    streamed = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "streamed", n_samples=2, device="cpu"))
+    streamed = ad.read_h5ad(impute_step.run(sample="tiny", model=model, sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], outdir=tmp_path / "streamed", n_samples=2, device="cpu"))
     assert passes == [["genes"], ["genes"]]  # the fitting genes, then the targets
     _assert_same_anndata(whole, streamed)
 
@@ -124,10 +120,9 @@ def test_pooled_targets_from_a_reference_on_disk_are_pooled_as_they_are_read(mon
     import causalged.stream as stream
     from causalged.methods.base import FIT_CELLS_VARIABLE
 
-    model = train_model("tiny", tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"], tmp_path / "train",
-                        method="knn_ridge_blend", device="cpu")
+    model = train_step.run(sample="tiny", sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], split=tiny_preprocessed["split"], outdir=tmp_path / "train", method="knn_ridge_blend", device="cpu")
     monkeypatch.setenv(FIT_CELLS_VARIABLE, "50")
-    in_memory = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "memory", n_samples=2, device="cpu"))
+    in_memory = ad.read_h5ad(impute_step.run(sample="tiny", model=model, sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], outdir=tmp_path / "memory", n_samples=2, device="cpu"))
     taken, pooled = [], []
     columns, pooled_columns = stream.BackedReference.columns, stream.BackedReference.pooled_columns
     monkeypatch.setattr(stream.BackedReference, "columns", lambda self, genes: taken.append(list(genes)) or columns(self, genes))
@@ -135,7 +130,7 @@ def test_pooled_targets_from_a_reference_on_disk_are_pooled_as_they_are_read(mon
                         lambda self, genes, pool: pooled.append((len(genes), pool.shape)) or pooled_columns(self, genes, pool))
     monkeypatch.setattr(stream, "BLOCK_ENTRIES", 500)
     monkeypatch.setenv(stream.STREAM_VARIABLE, "1")
-    streamed = ad.read_h5ad(impute_genes("tiny", model, tiny_preprocessed["sc"], tiny_preprocessed["st"], tmp_path / "streamed", n_samples=2, device="cpu"))
+    streamed = ad.read_h5ad(impute_step.run(sample="tiny", model=model, sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], outdir=tmp_path / "streamed", n_samples=2, device="cpu"))
     n_cells = ad.read_h5ad(tiny_preprocessed["sc"]).n_obs
     assert taken == [["genes"]] and pooled == [(streamed.n_vars, (50, n_cells))]  # fitting genes by cell; targets only pooled
     np.testing.assert_allclose(streamed.X, in_memory.X, rtol=1e-4, atol=1e-5)
@@ -146,17 +141,17 @@ def test_a_crossval_fold_reads_a_reference_on_disk_in_one_pass(monkeypatch, tiny
     """Above the stream limit a fold takes its training and held-out genes in one pass of row
     blocks (the reference is never read whole) and predicts what the in-memory route predicts."""
     import causalged.stream as stream
-    from causalged.evaluation.evaluate import crossval_fold
+    from causalged.steps import crossval as crossval_step
 
-    inputs = (tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"])
-    options = dict(methods=["knn_ridge_blend", "kernel_ridge"], n_samples=3, seed=1)
-    in_memory = ad.read_h5ad(crossval_fold("tiny", *inputs, 1, tmp_path / "memory", **options))
+    inputs = dict(sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], split=tiny_preprocessed["split"])
+    options = dict(methods="knn_ridge_blend,kernel_ridge", n_samples=3, seed=1)
+    in_memory = ad.read_h5ad(crossval_step.run(sample="tiny", **inputs, fold=1, outdir=tmp_path / "memory", **options))
     passes = []
     columns = stream.BackedReference.columns
     monkeypatch.setattr(stream.BackedReference, "columns", lambda self, genes: passes.append(sorted(genes)) or columns(self, genes))
     monkeypatch.setattr(stream, "BLOCK_ENTRIES", 500)
     monkeypatch.setenv(stream.STREAM_VARIABLE, "1")
-    streamed = ad.read_h5ad(crossval_fold("tiny", *inputs, 1, tmp_path / "streamed", **options))
+    streamed = ad.read_h5ad(crossval_step.run(sample="tiny", **inputs, fold=1, outdir=tmp_path / "streamed", **options))
     assert passes == [["heldout", "train"]]
     assert list(streamed.var_names) == list(in_memory.var_names) and streamed.n_vars > 0
     np.testing.assert_array_equal(streamed.X, in_memory.X)
@@ -168,17 +163,17 @@ def test_a_crossval_fold_samples_a_block_of_genes_at_a_time(monkeypatch, tiny_pr
     """A fold draws its interval samples for a block of held-out genes at a time (at 10^5 spots all
     500 at once would be gigabytes): the predictions are those of one block and the intervals as wide."""
     import causalged.arrays as arrays
-    from causalged.evaluation.evaluate import crossval_fold
+    from causalged.steps import crossval as crossval_step
     from causalged.methods.blend import KnnRidgeBlendImputer
 
-    inputs = (tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"])
-    options = dict(methods=["knn_ridge_blend"], n_samples=20, seed=1)
-    whole = ad.read_h5ad(crossval_fold("tiny", *inputs, 1, tmp_path / "whole", **options))
+    inputs = dict(sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], split=tiny_preprocessed["split"])
+    options = dict(methods="knn_ridge_blend", n_samples=20, seed=1)
+    whole = ad.read_h5ad(crossval_step.run(sample="tiny", **inputs, fold=1, outdir=tmp_path / "whole", **options))
     calls = []
     sampler = KnnRidgeBlendImputer.predict_with_samples
     monkeypatch.setattr(KnnRidgeBlendImputer, "predict_with_samples", lambda self, sc, **kw: calls.append(sc.shape[1]) or sampler(self, sc, **kw))
     monkeypatch.setattr(arrays, "GENE_BLOCK_BYTES", 4 * whole.n_obs * 22 * 2)  # two genes a block
-    blocked = ad.read_h5ad(crossval_fold("tiny", *inputs, 1, tmp_path / "blocked", **options))
+    blocked = ad.read_h5ad(crossval_step.run(sample="tiny", **inputs, fold=1, outdir=tmp_path / "blocked", **options))
     assert whole.n_vars > 2 and max(calls) == 2 and sum(calls) == whole.n_vars
     np.testing.assert_allclose(blocked.layers["knn_ridge_blend"], whole.layers["knn_ridge_blend"], rtol=1e-5, atol=1e-6)
 
@@ -196,7 +191,7 @@ def test_a_folds_last_method_gets_the_only_copy_of_the_reference(monkeypatch, ti
     import scipy.sparse as sp
 
     from causalged.evaluation.crossval import run_fold
-    from causalged.evaluation.evaluate import load_inputs
+    from causalged.evaluation.crossval import load_inputs
     from causalged.methods.base import Imputer
 
     survived = []

@@ -7,8 +7,8 @@ import pytest
 
 from causalged.methods import DEFAULT_METHOD, METHODS, get_imputer
 from causalged.arrays import renormalize_log, zscore
-from causalged.methods.base import ScaleMap
 from causalged.methods.kernel_ridge import gene_features, gene_kernel, loo_predictions, loo_scores, mean_row_pcc
+from causalged.scale import ScaleMap
 
 FAST = ["knn", "kernel_ridge", "kernel_ridge_rbf", "spot_depth", "mean_map", "knn_ridge_blend", "tangram"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from causalged.evaluation.benchmark import prepare
+from causalged.research.benchmark import prepare
 from causalged.evaluation.crossval import fold_inputs
 from causalged.evaluation.metrics import pcc
 from causalged.methods import get_imputer

@@ -10,11 +10,14 @@ import scipy.sparse as sp
 import torch
 from click.testing import CliRunner
 
+from causalged.device import resolve_device
 from causalged.errors import InputError
 from causalged.model import CausalGeD
 from causalged.model import training as training_module
-from causalged.model.cli import impute, train
-from causalged.model.training import lr_factor, resolve_device
+from causalged.cli import cli
+
+impute, train = cli.commands["impute"], cli.commands["train"]
+from causalged.model.training import lr_factor
 
 torch.set_num_threads(1)
 

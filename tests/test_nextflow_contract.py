@@ -75,10 +75,10 @@ def procs() -> dict[str, nfsource.Process]:
 
 
 def _render_request(procs, tasks) -> dict:
-    config = (REPO / "conf/modules.config").read_text()
     ext = {}
-    for name, body in nfsource.with_name_blocks(config).items():
-        ext[name] = {d: src for d in EXT if (src := nfsource.closure_assignment(body, f"ext.{d}"))}
+    for config in ("conf/modules.config", "conf/ext_args.config"):  # in nextflow.config's include order
+        for name, body in nfsource.with_name_blocks((REPO / config).read_text()).items():
+            ext.setdefault(name, {}).update({d: src for d in EXT if (src := nfsource.closure_assignment(body, f"ext.{d}"))})
     return {
         "project_dir": str(REPO),
         "manifest_version": re.search(r"version\s*=\s*'([^']+)'", nfsource.scope_block((REPO / "nextflow.config").read_text(), "manifest")).group(1),
@@ -194,18 +194,18 @@ def test_inference_params_reach_the_command(name, block, expected, procs, render
 
 def test_every_inference_option_of_the_cli_is_passed():
     """The options of `causalged impute` / `crossval` that the pipeline does not set are only the task's own files."""
-    from causalged.evaluation.cli import crossval
-    from causalged.model.cli import impute
+    from causalged.cli import cli
 
-    config = (REPO / "conf/modules.config").read_text()
+    crossval, impute = cli.commands["crossval"], cli.commands["impute"]
+    config = (REPO / "conf/ext_args.config").read_text()
     blocks = nfsource.with_name_blocks(config)
     module_args = {"sample", "sc", "st", "split", "outdir", "model", "trust", "fold"}  # set by the module script
     for name, command in (("CAUSALGED_IMPUTE", impute), ("CAUSALGED_CROSSVALIDATE", crossval)):
         for param in command.params:
             flag = param.opts[0]
-            if param.name.removesuffix("_path").removesuffix("_dir") in module_args:
+            if param.name in module_args:
                 continue
-            assert f'"{flag} ' in blocks[name], f"{name}: {flag} of `causalged {command.name}` is never set by conf/modules.config"
+            assert f'"{flag} ' in blocks[name], f"{name}: {flag} of `causalged {command.name}` is never set by conf/ext_args.config"
 
 
 def test_versions_are_recorded_by_every_script(placeholder_render, procs):

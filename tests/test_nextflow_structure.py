@@ -337,14 +337,14 @@ def test_method_choices_match_the_cli():
 
 def test_sampling_params_match_the_cli():
     """The diffusion sampling params offer what `causalged impute` and `crossval` accept."""
-    from causalged.evaluation.cli import crossval
-    from causalged.model.cli import impute
+    from causalged.cli import cli
 
+    crossval, impute = cli.commands["crossval"], cli.commands["impute"]
     schema = _schema_params()
     for command in (impute, crossval):
         options = {p.name: p for p in command.params}
         assert set(schema["sampler"]["enum"]) == set(options["sampler"].type.choices)
-        assert set(schema["inference_mode"]["enum"]) == set(options["mode"].type.choices)
+        assert set(schema["inference_mode"]["enum"]) == set(options["inference_mode"].type.choices)
     assert schema["sampling_steps"]["type"] == "integer" and schema["sampling_steps"]["minimum"] == 0
 
 

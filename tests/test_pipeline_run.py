@@ -117,24 +117,24 @@ def test_run_needs_exactly_one_input(tmp_path):
 
 # ----------------------------------------------------------------------------- diffusion sampling options
 
-SAMPLING = {"sampler": "ddpm", "steps": 20, "mode": "autoregressive"}
+SAMPLING = {"sampler": "ddpm", "sampling_steps": 20, "inference_mode": "autoregressive"}
 
 
 def _option_pairs(args: list[str]) -> set[tuple[str, str]]:
     return set(zip(args, args[1:]))
 
 
-@pytest.mark.parametrize("step", ["crossval", "evaluate", "impute", "run"])
+@pytest.mark.parametrize("step", ["crossval", "evaluate", "impute"])
 def test_every_step_that_samples_takes_the_sampling_options(step):
-    """impute's --sampler/--steps/--mode are on every command that samples a diffusion model."""
+    """impute's --sampler/--sampling-steps/--inference-mode are on every command that samples a diffusion model, old spellings kept."""
     result = CliRunner().invoke(cli, [step, "--help"])
     assert result.exit_code == 0, result.output
-    for option in ("--sampler [ddim|ddpm]", "--steps INTEGER", "--mode [one_group|autoregressive]"):
+    for option in ("--sampler [ddim|ddpm]", "--sampling-steps, --steps INTEGER", "--inference-mode, --mode [one_group|autoregressive]"):
         assert option in result.output, f"`causalged {step}` lost {option.split()[0]}"
 
 
 def test_model_overrides_carry_the_sampling_to_every_diffusion_method():
-    from causalged.evaluation.cli import model_overrides
+    from causalged.steps.crossval import model_overrides
     from causalged.methods import MODEL_METHODS
 
     overrides = model_overrides(3, "ddpm", 0, "autoregressive")
@@ -147,7 +147,7 @@ def test_model_overrides_carry_the_sampling_to_every_diffusion_method():
 
 def test_imputers_receive_the_overrides():
     """The cross-validation route builds each diffusion imputer with the sampling asked for (mode None: its own)."""
-    from causalged.evaluation.cli import model_overrides
+    from causalged.steps.crossval import model_overrides
     from causalged.evaluation.crossval import method_params
     from causalged.methods import MODEL_METHODS, get_imputer
 
@@ -161,26 +161,28 @@ def test_imputers_receive_the_overrides():
 
 
 def test_run_passes_the_sampling_to_crossval_and_impute(tmp_path):
-    from causalged.pipeline import RunParams, sample_commands
+    from causalged.params import command_line
+    from causalged.pipeline import run_values, sample_tasks
     from causalged.samplesheet import Sample
 
     sample = Sample(id="s", sc=tmp_path / "sc.h5ad", st=tmp_path / "st.h5ad")
-    commands = dict(sample_commands(sample, tmp_path, RunParams(**SAMPLING), n_folds=2))
-    expected = {("--sampler", "ddpm"), ("--steps", "20"), ("--mode", "autoregressive")}
+    tasks = {t.name: command_line(t.step, t.kwargs) for t in sample_tasks(sample, tmp_path, run_values(**SAMPLING), n_folds=2)}
+    expected = {("--sampler", "ddpm"), ("--sampling-steps", "20"), ("--inference-mode", "autoregressive")}
     for name in ("crossval fold 0", "crossval fold 1", "impute"):
-        assert expected <= _option_pairs(commands[name]), name
-    default = dict(sample_commands(sample, tmp_path, RunParams(), n_folds=2))
-    assert "--mode" not in default["impute"]  # each method samples in its own mode
+        assert expected <= _option_pairs(tasks[name]), name
+    default = {t.name: command_line(t.step, t.kwargs) for t in sample_tasks(sample, tmp_path, run_values(), n_folds=2)}
+    assert "--inference-mode" not in default["impute"]  # each method samples in its own mode
 
 
 def test_run_command_line_reaches_run_params(tmp_path, monkeypatch):
+    """`causalged run` takes the old spellings (--steps, --mode) as aliases of the table's names."""
     import causalged.pipeline
 
     seen = {}
-    monkeypatch.setattr(causalged.pipeline, "run_pipeline", lambda sheet, outdir, params: seen.setdefault("params", params))
+    monkeypatch.setattr(causalged.pipeline, "run_pipeline", lambda values, cpus=None: seen.setdefault("values", values))
     sheet = tmp_path / "sheet.csv"
     sheet.touch()
     args = ["run", "--input", str(sheet), "--outdir", str(tmp_path), "--sampler", "ddpm", "--steps", "20", "--mode", "autoregressive"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
-    assert {k: getattr(seen["params"], k) for k in SAMPLING} == SAMPLING
+    assert {k: seen["values"][k] for k in SAMPLING} == SAMPLING

@@ -263,7 +263,7 @@ def test_case_insensitive_clash_is_an_error():
 
 
 def test_st_gene_dropped_by_qc_is_reported_and_never_a_target(tmp_path, tiny_paths, caplog):
-    from causalged.steps import run_hvg, run_normalize, run_qc
+    from causalged.steps import hvg as hvg_step, normalize as normalize_step, qc as qc_step
 
     panel = [g for g in ad.read_h5ad(tiny_paths["st"]).var_names if g in set(ad.read_h5ad(tiny_paths["sc"]).var_names)]
     silent = panel[0]
@@ -276,10 +276,10 @@ def test_st_gene_dropped_by_qc_is_reported_and_never_a_target(tmp_path, tiny_pat
     tiny_copy(tmp_path, tiny_paths, st=zero_gene)
     (tmp_path / "genes.txt").write_text(f"{silent}\n")  # even asked for by name, a measured gene is not imputed
     with caplog.at_level("WARNING"):
-        q = run_qc("tiny", tmp_path / "sc.h5ad", tmp_path / "st.h5ad", tmp_path / "qc")
+        q = qc_step.run(sample="tiny", sc=tmp_path / "sc.h5ad", st=tmp_path / "st.h5ad", outdir=tmp_path / "qc")
         assert silent in caplog.text and "never imputed as targets" in caplog.text
-        n = run_normalize("tiny", q["sc"], q["st"], tmp_path / "norm")
-        h = run_hvg("tiny", n["sc"], n["st"], tmp_path / "hvg", genes=tmp_path / "genes.txt", n_folds=3)
+        n = normalize_step.run(sample="tiny", sc=q["sc"], st=q["st"], outdir=tmp_path / "norm")
+        h = hvg_step.run(sample="tiny", sc=n["sc"], st=n["st"], outdir=tmp_path / "hvg", genes=tmp_path / "genes.txt", n_folds=3)
     assert "detected in no spot (removed by QC); they are not imputed" in caplog.text
     split = json.loads(h["split"].read_text())
     assert silent not in split["target_genes"] and silent not in split["shared_genes"]
@@ -309,9 +309,9 @@ def test_checkpoint_from_another_seed_or_other_data_is_refused(tmp_path, tiny_pr
 KILL_BEFORE_RENAME = """
 import os, signal, sys
 from pathlib import Path
-from causalged.steps import run_qc
+from causalged.steps import qc as qc_step
 os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # the temporary is written, the rename never happens
-run_qc("tiny", Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+qc_step.run(sample="tiny", sc=Path(sys.argv[1]), st=Path(sys.argv[2]), outdir=Path(sys.argv[3]))
 """
 
 
@@ -392,7 +392,7 @@ def test_fold_files_of_another_configuration_are_removed(killed_and_resumed):
 
 
 def test_device_used_is_recorded_per_step(killed_and_resumed):
-    from causalged.model.training import resolve_device
+    from causalged.device import resolve_device
 
     r = killed_and_resumed
     assert {t["device"] for t in r["resumed_trace"]} == {"cpu"}  # knn and spot_depth run on the CPU wherever they are
@@ -400,14 +400,18 @@ def test_device_used_is_recorded_per_step(killed_and_resumed):
 
 
 def test_a_changed_parameter_reruns_only_what_it_touches(killed_and_resumed, tmp_path):
-    from causalged.pipeline import ResumeLog, step_hash
+    from causalged.cli import cli
+    from causalged.params import BY_NAME
+    from causalged.pipeline import ResumeLog, Task, step_hash
 
     r = killed_and_resumed
     log = ResumeLog(r["out"] / "pipeline_info" / "resume.json")
-    qc = next(t for t in r["again_trace"] if t["step"] == "qc")["command"].split()[1:]
-    assert log.finished("tiny/qc", step_hash(qc))
-    changed = [*qc[:-1], "2"] if qc[-2] == "--min-cells-gene" else [*qc, "--no-scale-min-genes"]
-    assert not log.finished("tiny/qc", step_hash(changed))
+    argv = next(t for t in r["again_trace"] if t["step"] == "qc")["command"].split()[2:]
+    values = cli.commands["qc"].make_context("qc", argv).params  # the recorded command line, parsed back
+    qc = {BY_NAME[k].keyword: v for k, v in values.items()}
+    assert log.finished("tiny/qc", step_hash(Task("qc", "qc", qc)))
+    assert not log.finished("tiny/qc", step_hash(Task("qc", "qc", {**qc, "min_cells_gene": 2})))
+    assert not log.finished("tiny/qc", step_hash(Task("qc", "qc", {**qc, "scale_min_genes": False})))
 
 
 def test_failed_report_keeps_the_previous_one_and_leaves_no_temporary(tmp_path):
@@ -426,16 +430,15 @@ def test_failed_report_keeps_the_previous_one_and_leaves_no_temporary(tmp_path):
 
 def test_training_resumes_only_its_own_checkpoint(tmp_path, tiny_preprocessed):
     """A killed training continues (--resume); a training of another configuration starts afresh, its checkpoints cleared."""
-    from causalged.pipeline import ResumeLog, _run_step, step_hash
+    from causalged.pipeline import ResumeLog, Task, _run_task, step_hash
 
     p = tiny_preprocessed
-    args = ["train", "--sample", "tiny", "--sc", str(p["sc"]), "--st", str(p["st"]), "--split", str(p["split"]), "--outdir", str(tmp_path),
-            "--method", "knn"]
+    task = Task("train", "train", {"sample": "tiny", "sc": p["sc"], "st": p["st"], "split": p["split"], "outdir": tmp_path, "method": "knn"})
     checkpoint = tmp_path / "tiny.model" / "checkpoints" / "last.pt"
     log = ResumeLog(tmp_path / "resume.json")
-    for started_with, kept in ((step_hash(args), True), ("another configuration", False)):
+    for started_with, kept in ((step_hash(task), True), ("another configuration", False)):
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         checkpoint.write_bytes(b"checkpoint")
         log.update("tiny/train", started=started_with, finished=None)
-        _run_step(log, "tiny", "train", args, device="cpu")
+        _run_task(log, "tiny", task, device="cpu")
         assert checkpoint.exists() == kept, started_with

@@ -47,11 +47,11 @@ def test_diffusion_models_refuse_more_spots_than_their_limit(monkeypatch):
 
 
 def test_the_train_step_refuses_before_training(monkeypatch, tiny_preprocessed, tmp_path):
-    from causalged.model.cli import train_model
+    from causalged.steps import train as train_step
 
     monkeypatch.setenv(MODEL_SPOTS_VARIABLE, "10")
     with pytest.raises(InputError, match="limit of 10"):
-        train_model("tiny", tiny_preprocessed["sc"], tiny_preprocessed["st"], tiny_preprocessed["split"], tmp_path, method="causalged", device="cpu")
+        train_step.run(sample="tiny", sc=tiny_preprocessed["sc"], st=tiny_preprocessed["st"], split=tiny_preprocessed["split"], outdir=tmp_path, method="causalged", device="cpu")
     assert not (tmp_path / "tiny.model").exists()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import causalged.stream as stream
-from causalged import steps
+from causalged.steps import hvg, normalize, qc
 from causalged.errors import InputError
 from causalged.io import to_jsonable
 from causalged.simulate import write_demo
@@ -19,10 +19,10 @@ def _preprocess(data: dict, outdir, monkeypatch, *, limit: str | None) -> dict:
         monkeypatch.delenv(stream.STREAM_VARIABLE, raising=False)
     else:
         monkeypatch.setenv(stream.STREAM_VARIABLE, limit)
-    qc = steps.run_qc("s", data["sc"], data["st"], outdir / "qc", min_genes_cell=55, min_cells_gene=25, scale_min_genes=False)
-    norm = steps.run_normalize("s", qc["sc"], qc["st"], outdir / "normalize")
-    hvg = steps.run_hvg("s", norm["sc"], norm["st"], outdir / "hvg", genes=data["genes"])
-    return {"qc": qc, "normalize": norm, "hvg": hvg}
+    qc_out = qc.run(sample="s", sc=data["sc"], st=data["st"], outdir=outdir / "qc", min_genes_cell=55, min_cells_gene=25, scale_min_genes=False)
+    norm = normalize.run(sample="s", sc=qc_out["sc"], st=qc_out["st"], outdir=outdir / "normalize")
+    hvg_out = hvg.run(sample="s", sc=norm["sc"], st=norm["st"], outdir=outdir / "hvg", genes=data["genes"])
+    return {"qc": qc_out, "normalize": norm, "hvg": hvg_out}
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +78,13 @@ def test_variability_from_a_sample_above_the_cell_limit(pair, tmp_path, monkeypa
 def test_bad_stream_limit_and_bad_values_are_named(pair, tmp_path, monkeypatch):
     monkeypatch.setenv(stream.STREAM_VARIABLE, "lots")
     with pytest.raises(InputError, match="CAUSALGED_STREAM_ENTRIES='lots'"):
-        steps.run_qc("s", pair["sc"], pair["st"], tmp_path / "a")
+        qc.run(sample="s", sc=pair["sc"], st=pair["st"], outdir=tmp_path / "a")
     broken = ad.read_h5ad(pair["sc"])
     broken.X.data[5] = -1.0
     path = tmp_path / "negative_sc.h5ad"
     broken.write_h5ad(path)
     monkeypatch.setenv(stream.STREAM_VARIABLE, "1")
     with pytest.raises(InputError, match="negative values") as err:
-        steps.run_qc("s", path, pair["st"], tmp_path / "b")
+        qc.run(sample="s", sc=path, st=pair["st"], outdir=tmp_path / "b")
     assert str(path) in str(err.value)
     assert not list((tmp_path / "b").glob("*.h5ad"))
