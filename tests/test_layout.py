@@ -11,6 +11,12 @@ Two graphs are checked for cycles:
 - the *layer* graph: each top-level module (``causalged/x.py``) is one node, each subpackage
   folder (``causalged/model``, ``causalged/methods``, ...) is one node;
 - the *module* graph: each file is a node.
+
+Beside the cycles: model/ imports neither evaluation/ nor methods/ and evaluation/ does not import
+model/ (methods/ may import model/: it wraps it); only research/ and cli.py import research/;
+every import of a package module names one that exists (a module moved away leaves none
+behind); and no file of the package names a data folder beside the checkout. Every check takes
+the package folder as an argument, so the last tests run it on fake and copied trees.
 """
 
 from __future__ import annotations
