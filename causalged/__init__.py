@@ -1,5 +1,16 @@
-"""CausalGeD: impute the genes a spatial panel did not measure, from a paired scRNA-seq reference."""
+"""CausalGeD: impute the genes a spatial panel did not measure, from a paired scRNA-seq reference.
 
+Python API (scanpy style; the same code the pipeline's steps run):
+
+- :func:`causalged.impute` (``sc``, ``st`` AnnData -> spots x imputed genes, ``layers["std"]``,
+  ``var["expected_pcc"]`` when cross-validated);
+- :func:`causalged.crossvalidate` (held-out-gene scores of methods on the panel genes);
+- :mod:`causalged.pp`: ``qc``, ``normalize``, ``select_genes``.
+
+Submodules load on first use, so ``import causalged`` (and the command line) starts fast.
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -7,4 +18,15 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_LAZY = {"impute": ("causalged.api", "impute"), "crossvalidate": ("causalged.api", "crossvalidate"), "pp": ("causalged.pp", None)}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        loaded = import_module(module)
+        return loaded if attribute is None else getattr(loaded, attribute)
+    raise AttributeError(f"module 'causalged' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "crossvalidate", "impute", "pp"]

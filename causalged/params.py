@@ -519,13 +519,45 @@ def groovy_literal(value: Any) -> str:
     return f"'{value}'"
 
 
+def _shown(value: Any) -> str:
+    return "" if value is None or value == () else f"`{str(value).lower() if isinstance(value, bool) else value}`"
+
+
+def parameters_page() -> str:
+    """docs/parameters.md: every parameter, its three spellings, its steps and default, from this table."""
+    lines = ["# Parameters", "", f"<!-- {GENERATED_NOTE} -->", "",
+             "One table for both routes and the Python API. A pipeline parameter is `--<name>` to Nextflow and to",
+             "`causalged run` (dashes for underscores: `--n_folds` / `--n-folds`); a step command (`causalged <step>`) and",
+             "the step functions (`causalged.steps.<step>.run`) take it by its keyword. Old spellings still accepted for one",
+             "release are listed under *also*. Nextflow-only parameters (containers, Slurm, MultiQC, nf-core options) are in",
+             "[usage.md](usage.md#parameters).", "",
+             "## Pipeline parameters (Nextflow and `causalged run`)", "",
+             "| Nextflow / `causalged run` | step option | steps | default | meaning |", "|---|---|---|---|---|"]
+    for p in run_params():
+        steps = ", ".join(x for x in p.steps if x != "run") or "(the route)"
+        also = f" (also {', '.join(f'`{a}`' for a in p.aliases)})" if p.aliases else ""
+        nf_name = f"`--{p.name}`" if p.nf else "(`causalged run` only)"
+        lines.append(f"| {nf_name} / `{p.flag_for('run')}` | `{p.flag}`{also} | {steps} | {_shown(p.default)} | {p.help} |")
+    lines += ["", "## Step options (a step's own files and switches, not pipeline parameters)", "",
+              "| option | steps | default | meaning |", "|---|---|---|---|"]
+    for p in PARAMS:
+        if p.nf or "run" in p.steps and len(p.steps) == 1:
+            continue
+        if p.kind == ARGUMENT:
+            name = p.name.upper() + "..."
+        else:
+            name = p.flag + (f" (also {', '.join(p.aliases)})" if p.aliases else "")
+        lines.append(f"| `{name}` | {', '.join(x.replace('_', '-') for x in p.steps)} | {_shown(p.default)} | {p.help} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_generated(repo: Path) -> list[Path]:
-    """Write conf/ext_args.config and the parameter entries of nextflow_schema.json; the paths changed."""
+    """Write conf/ext_args.config, docs/parameters.md and the parameter entries of nextflow_schema.json; the paths changed."""
     changed = []
-    conf = repo / "conf" / "ext_args.config"
-    if not conf.is_file() or conf.read_text() != ext_args_config():
-        conf.write_text(ext_args_config())
-        changed.append(conf)
+    for path, text in ((repo / "conf" / "ext_args.config", ext_args_config()), (repo / "docs" / "parameters.md", parameters_page())):
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+            changed.append(path)
     schema_path = repo / "nextflow_schema.json"
     before = schema_path.read_text()
     after = json.dumps(update_schema(json.loads(before)), indent=4) + "\n"
@@ -540,6 +572,6 @@ if __name__ == "__main__":
 
     repo = Path(__file__).resolve().parents[1]
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m causalged.params --write   (rewrites conf/ext_args.config and nextflow_schema.json)")
+        sys.exit("usage: python -m causalged.params --write   (rewrites conf/ext_args.config, docs/parameters.md and nextflow_schema.json)")
     for path in write_generated(repo):
         print(f"wrote {path}")

@@ -150,6 +150,11 @@ def test_schema_entries_are_the_tables():
     assert set(spec.NEXTFLOW_ONLY) - {"input_basedir"} <= set(config) | {"input_basedir"}
 
 
+def test_parameters_page_is_generated_from_the_table():
+    assert (REPO / "docs" / "parameters.md").read_text() == spec.parameters_page(), \
+        "docs/parameters.md differs from causalged/params.py: run `python -m causalged.params --write`"
+
+
 def test_ext_args_config_is_generated_from_the_table():
     assert (REPO / "conf" / "ext_args.config").read_text() == spec.ext_args_config(), \
         "conf/ext_args.config differs from causalged/params.py: run `python -m causalged.params --write`"
