@@ -248,7 +248,7 @@ PARAMS: tuple[Param, ...] = (
        ("simulate",), nf=False, min=1),
     _p("n_spots", int, None, "ST spots, on a near-square lattice (rounded up to fill its last row).", ("simulate",), nf=False, min=1),
     _p("n_genes", int, None, "Reference genes (the ST panel measures --panel-fraction of them).", ("simulate",), nf=False, min=2),
-    _p("panel_fraction", float, None, "Share of the reference genes in the ST panel, in (0, 1).", ("simulate",), nf=False, min=0.0, max=1.0),
+    _p("panel_fraction", float, None, "Share of the reference genes in the ST panel, in (0, 1).", ("simulate",), nf=False),
     _p("base_mean", float, None, "Genes' mean baseline log-rate for the chunked generator (default -3.0, about 21 % of reference entries "
        "non-zero; -4.5 gives droplet-atlas sparsity, about 8 %).", ("simulate",), nf=False),
     _p("input", Path, None, "Samplesheet CSV (columns sample,sc,st[,genes,platform]).", ("validate_samplesheet", "run"), nf=True,

@@ -307,8 +307,10 @@ def step_hash(task: Task) -> str:
     digest = hashlib.sha256(json.dumps([__version__, task.step, record, environment], sort_keys=True, default=str).encode())
     for key, value in task.kwargs.items():
         if kinds.get(key) in (spec.INPUT, spec.ARGUMENT) and value is not None:
-            for path in (value if isinstance(value, (list, tuple)) else [value]):
-                digest.update(file_digest(path).encode() if Path(path).is_file() else str(path).encode())
+            for path in map(Path, value if isinstance(value, (list, tuple)) else [value]):
+                files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]  # a dataset folder: its files
+                for file in files:
+                    digest.update(file_digest(file).encode() if file.is_file() else str(file).encode())
     return digest.hexdigest()
 
 

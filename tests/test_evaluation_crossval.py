@@ -111,7 +111,7 @@ def test_cli_crossval_then_evaluate(tiny, tmp_path):
         assert res.exit_code == 0, res.output
         files.append(tmp_path / "folds" / f"tiny.fold{fold}.predictions.h5ad")
     res = runner.invoke(evaluate, [*common, "--outdir", str(tmp_path / "ev"), "--protocol", "paper-inpainting", "--no-figures",
-                                   "--predictions", *map(str, files)], catch_exceptions=False)
+                                   *map(str, files)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     metrics = pd.read_csv(tmp_path / "ev" / "tiny.metrics.csv")
     assert set(metrics.protocol) == {"heldout", "paper-inpainting"}

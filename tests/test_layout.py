@@ -32,7 +32,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "causalged"
 #: Who may import causalged.research (modules or subpackages, relative to the package): the
 #: harness itself and the command line that runs it.
-RESEARCH_CLIENTS = ("research", "cli")
+RESEARCH_CLIENTS = ("research", "cli", "steps.ablate")  # steps.ablate: the pipeline step that runs the ablation grid
 #: Paths to a data folder beside a checkout: an installed package must never look for them.
 FORBIDDEN_STRINGS = ("shared/data", "../shared")
 #: Layer -> layers it must not import (beyond what the cycle check already forbids).

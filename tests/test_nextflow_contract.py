@@ -175,9 +175,9 @@ def _create_inputs(command, args: list[str]):
 
 @pytest.mark.parametrize("name", ["CAUSALGED_IMPUTE", "CAUSALGED_CROSSVALIDATE"])
 @pytest.mark.parametrize("block, expected", [
-    ("", {"sampler": "ddim", "steps": 50, "mode": None, "device": "cpu", "n_samples": 2, "seed": 0}),
+    ("", {"sampler": "ddim", "sampling_steps": 50, "inference_mode": None, "device": "cpu", "n_samples": 2, "seed": 0}),
     ("sampler = 'ddpm'\nsampling_steps = 20\ninference_mode = 'autoregressive'\ndevice = 'cuda'\nn_samples = 5\nseed = 3",
-     {"sampler": "ddpm", "steps": 20, "mode": "autoregressive", "device": "cuda", "n_samples": 5, "seed": 3}),
+     {"sampler": "ddpm", "sampling_steps": 20, "inference_mode": "autoregressive", "device": "cuda", "n_samples": 5, "seed": 3}),
 ], ids=["test-profile", "given"])
 def test_inference_params_reach_the_command(name, block, expected, procs, renderer, tmp_path, monkeypatch):
     """Every inference option impute and crossval take (device, samples, seed, sampler, steps, mode) arrives as the CLI reads it."""
