@@ -25,6 +25,9 @@ HELP = {
                 "(e.g. --n-cells 1000000 --n-spots 100000 --n-genes 20000 --panel-fraction 0.25 --base-mean -4.5) in time linear in "
                 "cells x genes, sparse throughout; the reference is written a block of cells at a time, never held whole.",
     "validate_samplesheet": "Check a samplesheet against assets/schema_input.json and across rows.",
+    "import": "Import: read the inputs as they come (instrument folders, SpatialData, CELLxGENE, Cell Ranger, loom) into the "
+              "internal pair.\n\nWrites <sample>.sc.h5ad and <sample>.st.h5ad (raw counts in X, ST positions in obsm['spatial']) "
+              "and records the reader, its version, the files' checksums and the gene-id mapping.",
     "qc": "QC: drop low-quality cells and spots, and genes detected nowhere.",
     "normalize": "Normalize: log1p(counts / total * median total), raw counts kept in layers['counts'].",
     "hvg": "Select genes (HVG + ST panel + requested) and write the seeded gene split.",
@@ -72,7 +75,7 @@ class CausalGeDGroup(click.Group):
 def cli(verbose: int, quiet: bool, debug: bool, cpus: int | None) -> None:
     """CausalGeD: impute the genes your spatial panel did not measure, from a scRNA-seq reference.
 
-    Steps, in pipeline order: simulate | validate-samplesheet | qc | normalize | hvg | train |
+    Steps, in pipeline order: simulate | validate-samplesheet | import | qc | normalize | hvg | train |
     impute | crossval | evaluate | report (causality, ablate: optional). `causalged run` chains them on one machine.
     """
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
@@ -140,7 +143,7 @@ def _run(**values) -> None:
     click.echo(f"MultiQC report: {report_path}")
 
 
-for _name in ("simulate", "validate_samplesheet", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality", "report",
+for _name in ("simulate", "validate_samplesheet", "import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality", "report",
               "ablate"):
     cli.add_command(_step_command(_name))
 cli.add_command(click.Command("benchmark", params=click_params("benchmark"), callback=_benchmark, help=HELP["benchmark"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,39 @@ def atomic_write(path: str | Path, writer) -> Path:
         raise os_error(err, path) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_folder(path: str | Path, writer) -> Path:
+    """Call ``writer(tmp_folder)`` (a path that does not exist yet), then put the finished folder at ``path``.
+
+    A folder cannot replace another in one rename, so a previous folder is first renamed aside
+    (a hidden ``.<name>.*.tmp``) and removed after: a kill leaves the old or the new folder in
+    place plus a temporary that :func:`remove_stale_temporaries` clears, never a half-written one.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        tmp.rmdir()
+    except OSError as err:
+        raise os_error(err, path) from err
+    try:
+        writer(tmp)
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            old.rmdir()
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise os_error(err, path) from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 

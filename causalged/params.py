@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 #: Pipeline steps in run order (the ``causalged <step>`` commands and ``causalged/steps/<step>.py``).
-STEPS = ("qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality", "ablate", "report")
+STEPS = ("import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality", "ablate", "report")
 #: Commands beside the steps: demo data, samplesheet check, the whole route, the research harness.
 COMMANDS = ("simulate", "validate_samplesheet", *STEPS, "run", "benchmark")
 #: The Nextflow process that runs each step.
 PROCESSES = {
-    "qc": "CAUSALGED_QC", "normalize": "CAUSALGED_NORMALIZE", "hvg": "CAUSALGED_SELECT_HVG", "train": "CAUSALGED_TRAIN",
+    "import": "CAUSALGED_IMPORT", "qc": "CAUSALGED_QC", "normalize": "CAUSALGED_NORMALIZE", "hvg": "CAUSALGED_SELECT_HVG", "train": "CAUSALGED_TRAIN",
     "impute": "CAUSALGED_IMPUTE", "crossval": "CAUSALGED_CROSSVALIDATE", "evaluate": "CAUSALGED_EVALUATE",
     "causality": "CAUSALGED_CAUSALITY", "ablate": "CAUSALGED_ABLATE",
 }
@@ -103,16 +103,20 @@ HVG_INPUT = "the <sample>.{role}.hvg.h5ad written by the hvg step"
 PARAMS: tuple[Param, ...] = (
     # ------------------------------------------------------------------ inputs and outputs (files)
     _p("sample", str, None, "Sample id; prefixes every output file.",
-       ("qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality"), nf=False, kind=INPUT, required=True),
-    _p("sc", Path, None, "scRNA-seq reference (.h5ad).", ("qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality"),
-       nf=False, kind=INPUT, required_steps=("qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate"), step_help={
-           "qc": "scRNA-seq reference, raw counts (.h5ad).", "normalize": "QC'd scRNA-seq (<sample>.sc.qc.h5ad).",
+       ("import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality"), nf=False, kind=INPUT, required=True),
+    _p("sc", Path, None, "scRNA-seq reference (.h5ad).", ("import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality"),
+       nf=False, kind=INPUT, required_steps=("import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate"), step_help={
+           "import": "scRNA-seq reference: .h5ad (raw counts in X, layers['counts'] or .raw.X; CELLxGENE files too), Cell Ranger .h5 or "
+                     "matrix folder, or .loom.",
+           "qc": "The reference as the import step wrote it (<sample>.sc.h5ad), or any .h5ad of raw counts.", "normalize": "QC'd scRNA-seq (<sample>.sc.qc.h5ad).",
            "hvg": "Normalized scRNA-seq (<sample>.sc.norm.h5ad).",
            "causality": "Normalized scRNA-seq reference (.h5ad); needed by linear_ridge and knn_cells.",
            **{s: "Reference after hvg (<sample>.sc.hvg.h5ad)." for s in ("train", "impute", "crossval", "evaluate")}}),
-    _p("st", Path, None, "Spatial data (.h5ad).", ("qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality"),
+    _p("st", Path, None, "Spatial data (.h5ad).", ("import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality"),
        nf=False, kind=INPUT, required=True, step_help={
-           "qc": "Spatial data, raw counts, coordinates in obsm['spatial'] or obs x/y (.h5ad).",
+           "import": "Spatial data: .h5ad (raw counts, coordinates in obsm['spatial'] or obs x/y), a SpatialData .zarr, or an instrument "
+                     "folder (Visium or Visium HD outs/, Xenium bundle, MERSCOPE region, CosMx flat files), recognised from its files.",
+           "qc": "The spatial data as the import step wrote it (<sample>.st.h5ad), or any .h5ad of raw counts with coordinates.",
            "normalize": "QC'd spatial data (<sample>.st.qc.h5ad).", "hvg": "Normalized spatial data (<sample>.st.norm.h5ad).",
            "causality": "Normalized spatial data with coordinates (.h5ad).",
            **{s: "Spatial data after hvg (<sample>.st.hvg.h5ad)." for s in ("train", "impute", "crossval", "evaluate")}}),
@@ -125,7 +129,7 @@ PARAMS: tuple[Param, ...] = (
     _p("predictions", Path, (), "Fold files from `crossval` (<sample>.fold<K>.predictions.h5ad); if none, every fold is run here.",
        ("evaluate",), nf=False, kind=ARGUMENT, multiple=True),
     _p("outdir", Path, Path("."), "Folder for the outputs (created if missing).",
-       ("simulate", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality", "report", "run"), nf=False,
+       ("simulate", "import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality", "report", "run"), nf=False,
        step_help={"report": "Pipeline output folder to collect from (the report goes to <outdir>/multiqc/).",
                   "run": "Output folder (same layout as the Nextflow pipeline)."}, required_steps=("run", "report")),
     _p("fold", int, None, "Fold to run (0-based, as in the split).", ("crossval",), nf=False, required=True, min=0),
@@ -137,8 +141,13 @@ PARAMS: tuple[Param, ...] = (
     _p("scale_min_genes", bool, True, "QC: scale --min-genes-cell to the reference's gene count (500 assumes a whole transcriptome).",
        ("qc",), group="gene_selection_options"),
     _p("case_insensitive", bool, False, "Match gene names ignoring capitalisation (Gad1 vs GAD1).", ("qc",), group="gene_selection_options"),
-    _p("already_normalized", bool, False, "Inputs are log-normalized already: use them as they are.", ("normalize",),
+    _p("already_normalized", bool, False, "Inputs are log-normalized already: use them as they are.", ("import", "normalize"),
        group="gene_selection_options"),
+    _p("bin_size", int, 8, "Visium HD: the bin size (micrometres) whose counts are read: 2, 8 or 16.", ("import",), min=2,
+       group="input_output_options"),
+    _p("gene_symbols", str, None, "The reference's var column of gene symbols, when its var_names are ids (Ensembl); default: found "
+       "among feature_name, gene_symbols, gene_symbol, gene_name, ... when it matches more panel genes.", ("import",),
+       group="input_output_options"),
     _p("top_fraction", float, 0.25, "Fraction of reference genes kept as highly variable.", ("hvg",), min=0.0, max=1.0,
        group="gene_selection_options"),
     _p("n_folds", int, 10, "Cross-validation folds over the shared genes (capped at their number).", ("hvg",), min=2,

@@ -132,9 +132,9 @@ def check_run_params(values: dict[str, Any]):
 
 def check_inputs(samples: list[Sample], samplesheet: Path, outdir: Path, values: dict[str, Any]) -> None:
     """Every sample's inputs are read and checked as the steps will need them, and none is in harm's way."""
-    from causalged import preprocess
-    from causalged.io import read_gene_list, read_h5ad
-    from causalged.stream import BackedReference, read_reference
+    from causalged import formats, preprocess
+    from causalged.io import read_gene_list
+    from causalged.stream import read_reference, stored_entries, stream_limit
 
     owned = [outdir / s.id for s in samples] + [outdir / "pipeline_info", outdir / "multiqc"]
     inputs = [samplesheet, *(p for s in samples for p in (s.sc, s.st, s.genes) if p is not None)]
@@ -144,26 +144,33 @@ def check_inputs(samples: list[Sample], samplesheet: Path, outdir: Path, values:
                 raise InputError(path, f"this input lies inside {folder}, a folder `causalged run` writes and cleans", "choose another --outdir")
     for name in ("params.json", "execution_trace.json", "resume.json"):
         ensure_not_input(outdir / "pipeline_info" / name, inputs)
-    needed = SPACE_FACTOR * sum(Path(p).stat().st_size for p in inputs)
+    needed = SPACE_FACTOR * sum(_size(Path(p)) for p in inputs)
     free = shutil.disk_usage(next(p for p in (outdir, *outdir.absolute().parents) if p.exists())).free
     if free < needed:
         raise InputError(outdir, f"only {free / 1e6:.0f} MB are free on this disk; the run needs about {needed / 1e6:.0f} MB "
                                  f"({SPACE_FACTOR} x the inputs)", "free disk space, or choose an --outdir on a disk with room")
     for sample in samples:
-        st_data = read_h5ad(sample.st, role="st")
-        with read_reference(sample.sc) as sc_data:
-            # a reference on disk has its values checked as the qc and normalize steps read its blocks
-            matrices = [(st_data, sample.st)] + ([] if isinstance(sc_data, BackedReference) else [(sc_data, sample.sc)])
-            if not values["already_normalized"]:
-                for data, path in matrices:
-                    if not preprocess.is_integer_matrix(data.X):
-                        raise InputError(path, "the matrix holds non-integer values, so it looks normalized already; normalizing it again would distort it",
-                                         "provide raw counts, or pass --already-normalized to `causalged run` if these are log-normalized values")
+        # each input read as the import step will read it (instrument folders and reference formats included)
+        st_data, _ = formats.read_spatial(sample.st, bin_size=values["bin_size"])
+        if not values["already_normalized"] and not preprocess.is_integer_matrix(st_data.X):
+            raise InputError(sample.st, "the spatial counts hold non-integer values, so they look normalized already; normalizing them again would distort them",
+                             "provide raw counts, or pass --already-normalized to `causalged run` if these are log-normalized values")
+        if formats.reference_layout(sample.sc) == "h5ad" and stored_entries(sample.sc) > stream_limit():
+            with read_reference(sample.sc) as sc_data:  # on disk: its values are checked as the qc and normalize steps read its blocks
+                shared = preprocess.match_genes(sc_data, st_data, case_insensitive=values["case_insensitive"], st_path=sample.st)
+        else:
+            sc_data, _ = formats.read_reference(sample.sc, gene_symbols=values["gene_symbols"], already_normalized=values["already_normalized"])
+            formats.match_gene_ids(sc_data, st_data, gene_symbols=values["gene_symbols"], sc_path=sample.sc, st_path=sample.st)
             shared = preprocess.match_genes(sc_data, st_data, case_insensitive=values["case_insensitive"], st_path=sample.st)
         # QC can only lower this count; the hvg step checks again on what QC kept
         preprocess.make_gene_splits(shared, n_folds=values["n_folds"], seed=values["seed"], path=sample.st)
         if sample.genes:
             read_gene_list(sample.genes)
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file, or of a folder's files (an instrument folder)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
 # --------------------------------------------------------------------------- the steps of a sample
@@ -175,16 +182,18 @@ def sample_tasks(sample: Sample, outdir: Path, values: dict[str, Any], n_folds: 
     evaluate) and ends with train -> impute, whose genes then carry the evaluation's trust.
     """
     s = sample.id
-    d = {step: outdir / s / step for step in ("qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality", "ablation")}
+    d = {step: outdir / s / step for step in ("import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality", "ablation")}
 
     def task(name: str, step: str, **inputs) -> Task:
         return Task(name, step, {**inputs, **spec.step_values(step, values)})
 
+    imported = step_module("import").outputs(s, d["import"])
     qc = step_module("qc").outputs(s, d["qc"])
     norm = step_module("normalize").outputs(s, d["normalize"])
     hvg = step_module("hvg").outputs(s, d["hvg"])
     if n_folds is None:
-        tasks = [task("qc", "qc", sample=s, sc=sample.sc, st=sample.st, outdir=d["qc"]),
+        tasks = [task("import", "import", sample=s, sc=sample.sc, st=sample.st, outdir=d["import"]),
+                 task("qc", "qc", sample=s, sc=imported["sc"], st=imported["st"], outdir=d["qc"]),
                  task("normalize", "normalize", sample=s, sc=qc["sc"], st=qc["st"], outdir=d["normalize"]),
                  task("hvg", "hvg", sample=s, sc=norm["sc"], st=norm["st"], genes=sample.genes, outdir=d["hvg"])]
         if values["run_causality"]:
@@ -308,9 +317,8 @@ def step_hash(task: Task) -> str:
     for key, value in task.kwargs.items():
         if kinds.get(key) in (spec.INPUT, spec.ARGUMENT) and value is not None:
             for path in map(Path, value if isinstance(value, (list, tuple)) else [value]):
-                files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]  # a dataset folder: its files
-                for file in files:
-                    digest.update(file_digest(file).encode() if file.is_file() else str(file).encode())
+                # a file's bytes, or a folder's (an instrument folder, the ablation's dataset) names and bytes
+                digest.update(file_digest(path).encode() if path.exists() else str(path).encode())
     return digest.hexdigest()
 
 

@@ -1,7 +1,8 @@
 """Samplesheet validation: the JSON Schema that Nextflow's nf-schema uses, plus checks across rows.
 
-Columns: ``sample``, ``sc``, ``st`` (paths to .h5ad) and optional ``genes`` (a text file of
-genes to impute) and ``platform``. Relative paths resolve from the current directory, as
+Columns: ``sample``, ``sc`` (an .h5ad, Cell Ranger .h5 or matrix folder, or .loom), ``st`` (an
+.h5ad, a SpatialData .zarr or an instrument folder) and optional ``genes`` (a text file of genes
+to impute) and ``platform`` (only confirms: the import step recognises a layout from its files). Relative paths resolve from the current directory, as
 they do when Nextflow reads the same sheet.
 """
 
@@ -66,8 +67,11 @@ def read_samplesheet(path: str | Path) -> list[Sample]:
     samples = []
     for number, rec in enumerate(records, start=1):
         for column in ("sc", "st", "genes"):
-            if column in rec and not Path(rec[column]).is_file():
-                problem = "is a directory, not a file" if Path(rec[column]).is_dir() else "does not exist"
+            if column not in rec:
+                continue
+            where = Path(rec[column])
+            if not where.exists() or (column == "genes" and not where.is_file()):
+                problem = "is a directory, not a file" if where.is_dir() else "does not exist"
                 raise InputError(path, f"row {number}, column {column!r}: {rec[column]} {problem}", "fix the path (relative paths resolve from the directory you run in)")
         samples.append(Sample(
             id=rec["sample"], sc=Path(rec["sc"]), st=Path(rec["st"]),

@@ -38,7 +38,8 @@ TASK_SHELL = ["bash", "-C", "-e", "-u", "-o", "pipefail"]
 # How the workflows wire each process input: (upstream process, emit name, index among the tuple's paths).
 HVG = "CAUSALGED_SELECT_HVG"
 WIRING = {
-    "CAUSALGED_QC": {"sc": "sample:sc", "st": "sample:st"},
+    "CAUSALGED_IMPORT": {"sc": "sample:sc", "st": "sample:st"},
+    "CAUSALGED_QC": {"sc": ("CAUSALGED_IMPORT", "h5ad", 0), "st": ("CAUSALGED_IMPORT", "h5ad", 1)},
     "CAUSALGED_NORMALIZE": {"sc": ("CAUSALGED_QC", "h5ad", 0), "st": ("CAUSALGED_QC", "h5ad", 1)},
     "CAUSALGED_CAUSALITY": {"sc": ("CAUSALGED_NORMALIZE", "h5ad", 0), "st": ("CAUSALGED_NORMALIZE", "h5ad", 1)},
     "CAUSALGED_ABLATE": {"sc": "sample:sc", "st": "sample:st"},

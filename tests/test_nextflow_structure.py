@@ -367,7 +367,7 @@ def test_input_schema_rows_are_meta_then_files():
     other columns in schema order, so every column that is not a file must go to the meta map."""
     props = json.loads(_text("assets/schema_input.json"))["items"]["properties"]
     meta = [k for k, v in props.items() if "meta" in v]
-    files = [k for k, v in props.items() if v.get("format") == "file-path"]
+    files = [k for k, v in props.items() if v.get("format") in ("file-path", "path")]  # sc, st: a file or an instrument folder
     assert files == ["sc", "st", "genes"] and "sample" in meta
     other = [k for k in props if k not in files and k not in meta]
     assert not other, f'columns {other} need "meta": [...] in assets/schema_input.json (rows must be [meta, sc, st, genes])'

@@ -78,7 +78,7 @@ def _profile_values(path: str) -> dict:
 def _all_differ() -> dict:
     """A value for every pipeline parameter, each different from its default and valid."""
     special = {"method": "kernel_ridge", "eval_methods": "knn,mean_map", "causality_methods": "granger", "ablation_seeds": "3,4",
-               "ablation_axes": "mask", "input": None, "top_fraction": 0.3,
+               "ablation_axes": "mask", "input": None, "top_fraction": 0.3, "bin_size": 16, "gene_symbols": "feature_name",
                "skip_evaluation": False}  # a workflow switch no step takes: kept so that every step runs
     values = {}
     for p in spec.run_params():

@@ -45,7 +45,8 @@ def test_missing_file(files):
 
 @pytest.mark.parametrize("row,message", [
     ("bad id,{f}/a_sc.h5ad,{f}/a_st.h5ad", "column 'sample': Sample id must start"),
-    ("X,{f}/a_sc.csv,{f}/a_st.h5ad", "column 'sc': scRNA-seq reference must be an .h5ad"),
+    ("X,{f}/a_sc.csv,{f}/a_st.h5ad", "column 'sc': scRNA-seq reference must be an .h5ad, a Cell Ranger"),
+    ("X,{f}/a_sc.h5ad,{f}/a_st.loom", "column 'st': Spatial data must be an .h5ad, a SpatialData .zarr or an instrument folder"),
     ("X,,{f}/a_st.h5ad", "sc is a required property"),
 ])
 def test_schema_errors_name_row_and_column(files, row, message):

@@ -17,8 +17,9 @@ from causalged.params import STEPS
 
 
 def step_module(step: str) -> ModuleType:
-    """``causalged.steps.<step>`` (``validate-samplesheet`` -> ``validate_samplesheet``)."""
-    return import_module(f"causalged.steps.{step.replace('-', '_')}")
+    """``causalged.steps.<step>`` (``validate-samplesheet`` -> ``validate_samplesheet``, ``import`` -> ``import_``)."""
+    name = step.replace("-", "_")
+    return import_module(f"causalged.steps.{name}_" if name == "import" else f"causalged.steps.{name}")
 
 
 __all__ = ["STEPS", "step_module"]

@@ -1,7 +1,8 @@
 """Imputation step: the target genes at every spot, with their spread and expected accuracy.
 
 Reads the hvg step's outputs and a model folder from the train step; writes
-``<sample>.imputed.h5ad`` (documented in docs/output.md: ``X`` mean over samples on the ST
+``<sample>.imputed.zarr`` (the same values as a SpatialData table annotating the spots, for
+SpatialData tools) beside ``<sample>.imputed.h5ad`` (documented in docs/output.md: ``X`` mean over samples on the ST
 log-normalized scale, ``layers["std"]``, ``var["expected_pcc"]`` and ``var["trust"]`` from the
 evaluation's trust table, ``uns["causalged"]["impute"]``), plus the target maps and, on simulated
 data, the scores against the simulator's truth for the report. Genes are predicted and written a
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 def outputs(sample: str, outdir: str | Path) -> dict[str, Path]:
     """The files this step writes (the names modules/local/impute declares); maps and truth table for the report."""
     outdir = Path(outdir)
-    return {"h5ad": outdir / f"{sample}.imputed.h5ad", "maps": outdir / "figures" / f"{sample}.target_maps.png",
+    return {"h5ad": outdir / f"{sample}.imputed.h5ad", "zarr": outdir / f"{sample}.imputed.zarr", "maps": outdir / "figures" / f"{sample}.target_maps.png",
             "truth_mqc": outdir / f"{sample}.simulated_truth_mqc.tsv"}
 
 
@@ -45,6 +46,7 @@ def run(*, sample: str, sc: Path, st: Path, model: Path, trust: Path | None = No
     from causalged.evaluation.figures import target_map_genes
     from causalged.evaluation.targets import block_truth_scores, requested_genes, write_target_report
     from causalged.evaluation.trust import trust_flag
+    from causalged.formats import ZARR_MAX_BYTES, spatial_region, write_spatialdata
     from causalged.imputation import expected_pcc, fingerprint, predictor, require_genes
     from causalged.io import check_writable, ensure_not_input, read_h5ad, record_step, write_h5ad_columns_atomic
     from causalged.stream import read_reference
@@ -117,6 +119,12 @@ def run(*, sample: str, sc: Path, st: Path, model: Path, trust: Path | None = No
         })
 
     write_h5ad_columns_atomic(skeleton, out_path, blocks())
+    region, instance_key = spatial_region(st_data)
+    if 2 * 4 * st_data.n_obs * len(targets) <= ZARR_MAX_BYTES:  # the same result for SpatialData tools (napari-spatialdata, squidpy)
+        write_spatialdata(ad.read_h5ad(out_path), outputs(sample, outdir)["zarr"], region=region, instance_key=instance_key)
+    else:
+        log.warning("%s: %s not written (%d spots x %d genes are above its in-memory limit); the .h5ad holds every value",
+                    sample, outputs(sample, outdir)["zarr"].name, st_data.n_obs, len(targets))
     log.info("%s: imputed %d genes at %d spots with %s -> %s", sample, len(targets), st_data.n_obs, method, out_path)
     return out_path
 

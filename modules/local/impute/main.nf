@@ -11,6 +11,7 @@ process CAUSALGED_IMPUTE {
 
     output:
     tuple val(meta), path("${prefix}.imputed.h5ad"), emit: h5ad
+    tuple val(meta), path("${prefix}.imputed.zarr"), emit: zarr, optional: true
     path "${prefix}.*_mqc.tsv", emit: mqc, optional: true
     path "figures/${prefix}.*", emit: figures, optional: true
     path "versions.yml", emit: versions
@@ -45,6 +46,7 @@ process CAUSALGED_IMPUTE {
     prefix = task.ext.prefix ?: "${meta.id}"
     """
     mkdir -p figures
+    mkdir -p ${prefix}.imputed.zarr
     touch ${prefix}.imputed.h5ad ${prefix}.simulated_truth_mqc.tsv figures/${prefix}.target_maps.png figures/${prefix}.target_maps_mqc.html
     printf '"%s":\\n    causalged: "%s"\\n' '${task.process}' '${workflow.manifest.version}' > versions.yml
     """

@@ -22,6 +22,7 @@ workflow PRODUCTION {
     emit:
     model    = CAUSALGED_TRAIN.out.model                                       // channel: [ val(meta), path(model_dir) ]
     imputed  = CAUSALGED_IMPUTE.out.h5ad                                       // channel: [ val(meta), path(imputed_h5ad) ]
+    zarr     = CAUSALGED_IMPUTE.out.zarr                                       // channel: [ val(meta), path(imputed_zarr) ]: SpatialData
     mqc      = CAUSALGED_TRAIN.out.mqc.mix(CAUSALGED_IMPUTE.out.mqc, CAUSALGED_IMPUTE.out.figures) // channel: path(*_mqc.*)
     versions = CAUSALGED_TRAIN.out.versions.mix(CAUSALGED_IMPUTE.out.versions) // channel: path(versions.yml)
 }
