@@ -126,17 +126,17 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
-def file_records(path: str | Path, *, limit: int = 200) -> dict[str, str]:
-    """SHA-256 of every file of an input (a file, or a folder's files up to ``limit``), by relative path."""
+def file_records(path: str | Path, *, limit: int = 200) -> list[str]:
+    """``"<sha256>  <relative path>"`` (as ``sha256sum`` prints it) for every file of an input (a file, or a folder's files up to ``limit``)."""
     path = Path(path)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())[:limit]
-    out = {}
+    out = []
     for file in files:
         digest = hashlib.sha256()
         with open(file, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
-        out[str(file.relative_to(path) if path.is_dir() else file.name)] = digest.hexdigest()
+        out.append(f"{digest.hexdigest()}  {file.relative_to(path) if path.is_dir() else file.name}")
     return out
 
 
@@ -435,7 +435,9 @@ def write_spatialdata(imputed: ad.AnnData, path: str | Path, *, region: str = "s
     xy = np.asarray(imputed.obsm["spatial"], dtype=float)[:, :2]
     radius = _spot_radius(xy)
     # the input's own instance ids (Visium spot_id, Xenium cell_id, MERSCOPE EntityID), else the spot names
-    instances = imputed.obs[instance_key].to_numpy() if instance_key in imputed.obs else imputed.obs_names.astype(str).to_numpy()
+    instances = imputed.obs[instance_key].to_numpy() if instance_key in imputed.obs else None
+    if instances is None or len(set(instances)) < len(instances):  # CosMx: cell ids repeat across FOVs; use the unique row names
+        instances, instance_key = imputed.obs_names.astype(str).to_numpy(), "spot_id"
     circles = ShapesModel.parse(xy, geometry=0, radius=np.full(len(xy), radius), index=pd.Index(instances, name=instance_key))
     names = imputed.obs_names.astype(str)
     table = ad.AnnData(X=np.asarray(imputed.X, dtype=np.float32), obs=pd.DataFrame({"region": pd.Categorical([region] * imputed.n_obs),

@@ -496,3 +496,31 @@ def _check_report(report: Path, mqc_files: list[Path]):
     assert "Software Versions" in html or "software_versions" in html
     for process in ["CAUSALGED_QC", "CAUSALGED_TRAIN", "CAUSALGED_IMPUTE", "CAUSALGED_EVALUATE", "MULTIQC"]:
         assert process in html, f"the versions of {process} are not in the report"
+
+
+# ----------------------------------------------------------------------------- inputs as people have them
+
+
+@pytest.mark.parametrize("st_layout, sc_layout", [("xenium", "cellxgene"), ("visium", "10x_mtx"), ("visium_hd", "10x_h5"), ("merscope", "loom"),
+                                                  ("cosmx", "cellxgene"), ("spatialdata", "10x_h5")])
+def test_import_module_stages_instrument_folders(st_layout, sc_layout, procs, renderer, tmp_path):
+    """CAUSALGED_IMPORT takes folders as Nextflow stages them (a link named as the folder) and writes the internal pair."""
+    import warnings
+
+    import anndata as ad
+    import numpy as np
+
+    from fixtures.instrument_folders import load_tiny, vendor_ids, write_layout
+
+    st, sc = load_tiny()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inputs = {"sc": [write_layout(sc_layout, tmp_path / "inputs", st, sc)], "st": [write_layout(st_layout, tmp_path / "inputs", st, sc)]}
+    chain = Chain(tmp_path / "work")
+    chain.root.mkdir()
+    outputs = _run_task(procs["CAUSALGED_IMPORT"], "CAUSALGED_IMPORT", dict(META), inputs, chain, procs, renderer)
+    sc_out, st_out = (ad.read_h5ad(p) for p in outputs["h5ad"])
+    rows = st_out[vendor_ids(st_layout, st), list(st.var_names)]
+    np.testing.assert_array_equal(np.asarray(rows.X.todense() if hasattr(rows.X, "todense") else rows.X), st.X.toarray() if hasattr(st.X, "toarray") else st.X)
+    assert set(st.var_names) <= set(sc_out.var_names)  # the reference's genes named as the panel names them
+    assert json.loads(outputs["json"][0].read_text())["st"]["layout"] == st_layout
