@@ -142,10 +142,11 @@ def file_records(path: str | Path, *, limit: int = 200) -> list[str]:
 
 # --------------------------------------------------------------------------- counts
 def is_count_matrix(matrix) -> bool:
-    """Non-negative integers (stored as any dtype)."""
+    """Non-negative finite whole numbers (stored as any dtype)."""
+    from causalged.preprocess import is_integer_matrix
+
     values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
-    values = values[: 1 << 24] if values.ndim == 1 else values.ravel()[: 1 << 24]
-    return bool(values.size == 0 or (np.all(np.isfinite(values)) and values.min() >= 0 and np.all(np.mod(values, 1) == 0)))
+    return bool(values.size == 0 or (np.isfinite(values.min()) and values.min() >= 0 and np.isfinite(values.max()) and is_integer_matrix(matrix)))
 
 
 def _as_counts(matrix):
@@ -170,7 +171,8 @@ def reference_counts(adata: ad.AnnData, *, path: Path, already_normalized: bool 
             return out, where
     looked = ", ".join(w for w, _, _ in candidates)
     raise InputError(path, f"no raw integer counts found (looked in {looked}: the values are normalized, negative or non-integer)",
-                     "provide the reference with raw counts in X, layers['counts'] or .raw.X (CELLxGENE files keep them in .raw.X)")
+                     "provide the reference with raw counts in X, layers['counts'] or .raw.X (CELLxGENE files keep them in .raw.X), "
+                     "or pass --already-normalized to `causalged run` if these are log-normalized values")
 
 
 # --------------------------------------------------------------------------- references

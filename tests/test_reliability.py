@@ -123,7 +123,7 @@ def test_log_normalized_input_names_the_users_file(tmp_path, tiny_paths):
     sheet = tiny_copy(tmp_path / "in", tiny_paths, sc=_log_normalized)
     user_file = tmp_path / "in" / "sc.h5ad"
     result = invoke("run", "--input", sheet, "--outdir", tmp_path / "out", *FAST)
-    assert_one_line_error(result, f"{user_file}: the matrix holds non-integer values", "--already-normalized to `causalged run`")
+    assert_one_line_error(result, f"{user_file}: no raw integer counts found (looked in X", "--already-normalized to `causalged run`")
     assert not (tmp_path / "out").exists()  # checked before any step
     # step by step, normalize reads QC's copy but still names the user's file
     assert invoke("qc", "--sample", "tiny", "--sc", user_file, "--st", tmp_path / "in" / "st.h5ad", "--outdir", tmp_path / "qc").exit_code == 0

@@ -32,7 +32,10 @@ def run(*, sample: str, sc: Path, st: Path, outdir: Path = Path("."), min_genes_
         ensure_not_input(path, [sc, st])
     st_data = read_h5ad(st, role="st")
     with read_reference(sc) as sc_data:
-        sc_qc, st_qc, summary = preprocess.qc(sc_data, st_data, sc_path=sc, st_path=st, min_genes_cell=min_genes_cell,
+        # name the user's files, not the import step's copies, in messages and records
+        sources = st_data.uns.get("causalged", {}).get("import", {})
+        sc_source, st_source = (sources.get(role, {}).get("input") or path for role, path in (("sc", sc), ("st", st)))
+        sc_qc, st_qc, summary = preprocess.qc(sc_data, st_data, sc_path=sc_source, st_path=st_source, min_genes_cell=min_genes_cell,
                                               min_genes_spot=min_genes_spot, min_cells_gene=min_cells_gene,
                                               scale_min_genes=scale_min_genes, case_insensitive=case_insensitive)
         write_h5ad_atomic(sc_qc, out["sc"])
