@@ -83,6 +83,19 @@ def spatial_layout(path: str | Path) -> str:
                      f"pass one of: {', '.join(SPATIAL_LAYOUTS)} (docs/usage.md, 'Inputs'), or an .h5ad")
 
 
+#: samplesheet ``platform`` values (lower case, letters and digits only) that name a layout
+PLATFORM_LAYOUTS = {"xenium": "xenium", "visium": "visium", "visiumhd": "visium_hd", "merscope": "merscope", "vizgen": "merscope",
+                    "cosmx": "cosmx", "spatialdata": "spatialdata", "h5ad": "h5ad", "anndata": "h5ad"}
+
+
+def confirm_platform(path: str | Path, layout: str, platform: str | None) -> None:
+    """A samplesheet ``platform`` that names a layout must be the one recognised from the files."""
+    named = PLATFORM_LAYOUTS.get(re.sub(r"[^a-z0-9]", "", (platform or "").lower()))
+    if named is not None and named != layout:
+        raise InputError(path, f"the samplesheet says platform {platform}, but the files are a {layout} layout",
+                         f"correct the platform column (or leave it empty: the layout is recognised from the files), or point st at the {platform} output")
+
+
 def reference_layout(path: str | Path) -> str:
     """What a reference input is: one of :data:`REFERENCE_LAYOUTS`."""
     path = Path(path)
@@ -206,12 +219,13 @@ def read_reference(path: str | Path, *, gene_symbols: str | None = None, already
 
 
 # --------------------------------------------------------------------------- spatial data
-def read_spatial(path: str | Path, *, bin_size: int = 8) -> tuple[ad.AnnData, dict[str, Any]]:
+def read_spatial(path: str | Path, *, bin_size: int = 8, platform: str | None = None) -> tuple[ad.AnnData, dict[str, Any]]:
     """ST input in any layout as counts in ``X`` with global positions in ``obsm["spatial"]``; the record of how it was read."""
     from causalged.io import check_names, check_values
 
     path = Path(path)
     layout = spatial_layout(path)
+    confirm_platform(path, layout, platform)
     if layout == "h5ad":
         adata = ad.read_h5ad(path)
         info: dict[str, Any] = {"layout": "h5ad", "reader": f"anndata.read_h5ad {package_version('anndata')}"}

@@ -143,6 +143,9 @@ PARAMS: tuple[Param, ...] = (
     _p("case_insensitive", bool, False, "Match gene names ignoring capitalisation (Gad1 vs GAD1).", ("qc",), group="gene_selection_options"),
     _p("already_normalized", bool, False, "Inputs are log-normalized already: use them as they are.", ("import", "normalize"),
        group="gene_selection_options"),
+    _p("platform", str, None, "The samplesheet's platform (Xenium, Visium, VisiumHD, MERSCOPE, CosMx, SpatialData): only confirms the "
+       "layout recognised from the files; a mismatch is an error. Other values (MERFISH, osmFISH, ...) are kept as a label.", ("import",),
+       nf=False),
     _p("bin_size", int, 8, "Visium HD: the bin size (micrometres) whose counts are read: 2, 8 or 16.", ("import",), min=2,
        group="input_output_options"),
     _p("gene_symbols", str, None, "The reference's var column of gene symbols, when its var_names are ids (Ensembl); default: found "

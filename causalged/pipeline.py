@@ -151,7 +151,7 @@ def check_inputs(samples: list[Sample], samplesheet: Path, outdir: Path, values:
                                  f"({SPACE_FACTOR} x the inputs)", "free disk space, or choose an --outdir on a disk with room")
     for sample in samples:
         # each input read as the import step will read it (instrument folders and reference formats included)
-        st_data, _ = formats.read_spatial(sample.st, bin_size=values["bin_size"])
+        st_data, _ = formats.read_spatial(sample.st, bin_size=values["bin_size"], platform=sample.platform)
         if not values["already_normalized"] and not preprocess.is_integer_matrix(st_data.X):
             raise InputError(sample.st, "the spatial counts hold non-integer values, so they look normalized already; normalizing them again would distort them",
                              "provide raw counts, or pass --already-normalized to `causalged run` if these are log-normalized values")
@@ -192,7 +192,7 @@ def sample_tasks(sample: Sample, outdir: Path, values: dict[str, Any], n_folds: 
     norm = step_module("normalize").outputs(s, d["normalize"])
     hvg = step_module("hvg").outputs(s, d["hvg"])
     if n_folds is None:
-        tasks = [task("import", "import", sample=s, sc=sample.sc, st=sample.st, outdir=d["import"]),
+        tasks = [task("import", "import", sample=s, sc=sample.sc, st=sample.st, outdir=d["import"], platform=sample.platform),
                  task("qc", "qc", sample=s, sc=imported["sc"], st=imported["st"], outdir=d["qc"]),
                  task("normalize", "normalize", sample=s, sc=qc["sc"], st=qc["st"], outdir=d["normalize"]),
                  task("hvg", "hvg", sample=s, sc=norm["sc"], st=norm["st"], genes=sample.genes, outdir=d["hvg"])]

@@ -190,3 +190,12 @@ def test_unknown_reference_file_type(tmp_path):
     with pytest.raises(InputError, match=r"a \.csv file is not a reference format"):
         formats.reference_layout(path)
     assert os.listdir(tmp_path) == ["counts.csv"]
+
+
+def test_a_platform_that_contradicts_the_files_is_refused(layouts, tmp_path, repo):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(f"sample,sc,st,platform\ns,{repo}/tests/data/tiny_sc.h5ad,{layouts['xenium']},Visium\n")
+    result = CliRunner().invoke(cli, ["run", "--input", str(sheet), "--outdir", str(tmp_path / "out"), *RUN_OPTIONS])
+    assert result.exit_code == 2 and "the samplesheet says platform Visium, but the files are a xenium layout" in result.output
+    assert not (tmp_path / "out" / "s").exists()
+    formats.confirm_platform(layouts["xenium"], "xenium", "MERFISH")  # a platform that names no layout is a label only

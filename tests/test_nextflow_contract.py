@@ -200,7 +200,7 @@ def test_every_inference_option_of_the_cli_is_passed():
     crossval, impute = cli.commands["crossval"], cli.commands["impute"]
     config = (REPO / "conf/ext_args.config").read_text()
     blocks = nfsource.with_name_blocks(config)
-    module_args = {"sample", "sc", "st", "split", "outdir", "model", "trust", "fold"}  # set by the module script
+    module_args = {"sample", "sc", "st", "split", "outdir", "model", "trust", "fold", "platform"}  # set by the module script
     for name, command in (("CAUSALGED_IMPUTE", impute), ("CAUSALGED_CROSSVALIDATE", crossval)):
         for param in command.params:
             flag = param.opts[0]

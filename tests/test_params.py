@@ -25,7 +25,7 @@ from nf import nfsource
 
 REPO = nfsource.REPO
 #: Options a module's script sets itself (its own files), not through ext.args.
-MODULE_SET = {"outdir", "fold", "output", "mqc_dir"}
+MODULE_SET = {"outdir", "fold", "output", "mqc_dir", "platform"}
 #: Keywords a step function takes beyond the table: progress bars (train) and the page's command record (ablate).
 EXTRA_KEYWORDS = {"train": {"progress"}, "ablate": {"command"}}
 

@@ -27,8 +27,8 @@ def outputs(sample: str, outdir: str | Path) -> dict[str, Path]:
             "mqc": outdir / f"{sample}.import_mqc.tsv"}
 
 
-def run(*, sample: str, sc: Path, st: Path, outdir: Path = Path("."), bin_size: int = 8, gene_symbols: str | None = None,
-        already_normalized: bool = False) -> dict[str, Path]:
+def run(*, sample: str, sc: Path, st: Path, outdir: Path = Path("."), platform: str | None = None, bin_size: int = 8,
+        gene_symbols: str | None = None, already_normalized: bool = False) -> dict[str, Path]:
     from causalged import formats, report
     from causalged.io import atomic_write, check_writable, ensure_not_input, record_step, write_h5ad_atomic, write_json_atomic
 
@@ -36,7 +36,7 @@ def run(*, sample: str, sc: Path, st: Path, outdir: Path = Path("."), bin_size: 
     check_writable(outdir)
     for path in out.values():
         ensure_not_input(path, [sc, st])
-    st_data, st_info = formats.read_spatial(st, bin_size=bin_size)
+    st_data, st_info = formats.read_spatial(st, bin_size=bin_size, platform=platform)
     if not already_normalized and not formats.is_count_matrix(st_data.X):
         from causalged.errors import InputError
 
@@ -50,7 +50,7 @@ def run(*, sample: str, sc: Path, st: Path, outdir: Path = Path("."), bin_size: 
     else:
         sc_data, sc_info = formats.read_reference(sc, gene_symbols=gene_symbols, already_normalized=already_normalized)
         ids = formats.match_gene_ids(sc_data, st_data, gene_symbols=gene_symbols, sc_path=sc, st_path=st)
-    record = {"sample": sample, "st": {**st_info, "input": str(st), "n_obs": st_data.n_obs, "n_genes": st_data.n_vars},
+    record = {"sample": sample, "st": {**st_info, "input": str(st), "platform": platform, "n_obs": st_data.n_obs, "n_genes": st_data.n_vars},
               "sc": {**sc_info, "input": str(sc)}, "gene_ids": ids}
     record_step(st_data, "import", record)
     write_h5ad_atomic(st_data, out["st"])

@@ -21,12 +21,15 @@ process CAUSALGED_IMPORT {
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
+    // the samplesheet's platform only confirms the layout the import recognises from the files
+    def platform_arg = meta.platform ? "--platform ${meta.platform}" : ''
     """
     causalged-import \\
         --sample ${prefix} \\
         --sc ${sc} \\
         --st ${st} \\
         --outdir . \\
+        ${platform_arg} \\
         ${args}
 
     python3 -c "from causalged import report; report.write_versions('versions.yml', '${task.process}', report.software_versions())"
