@@ -111,10 +111,10 @@ def main() -> None:
              "the internal pair (`<s>.st.h5ad`, `<s>.sc.h5ad`).", "",
              "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in table.itertuples(index=False)]
-    lines += ["", "Where the memory goes: spatialdata-io reads the whole count table into memory (its 10x HDF5 reader has no "
-              "row-block mode), so the import's peak grows with the table's non-zero entries (about 3 copies of the CSR: the reader's, "
-              "ours after dropping controls, and the writer's buffer). The ST panel is not streamed; the reference is, above "
-              "`--stream_entries` (an .h5ad reference above it is copied as it is)."]
+    lines += ["", "spatialdata-io reads the whole count table into memory (its Xenium reader has no row-block mode), so the import's "
+              "peak grows with the panel's non-zero entries; compare the two columns for what the import adds to the reader. "
+              "The reference is streamed above `--stream_entries` (an .h5ad reference above it is copied as it is); the ST panel "
+              "is not: the limit is the reader's."]
     args.output.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.output}")
 
