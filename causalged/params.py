@@ -43,6 +43,8 @@ NEXTFLOW_ONLY = (
 )
 
 INPUT, OPTION, ARGUMENT = "input", "option", "argument"
+#: A sample id names files: no path separators, no leading dot (the samplesheet schema uses the same pattern).
+SAMPLE_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 MAX_SEED = 2**32 - 1
 
 
@@ -69,6 +71,7 @@ class Param:
     show_default: bool = True
     required_steps: tuple[str, ...] = ()  # steps where it is required although ``required`` is False
     step_default: dict = field(default_factory=dict)  # a step's own default
+    pattern: str | None = None  # a regular expression the whole value must match (with the reason shown when it does not)
 
     @property
     def keyword(self) -> str:
@@ -102,8 +105,9 @@ HVG_INPUT = "the <sample>.{role}.hvg.h5ad written by the hvg step"
 
 PARAMS: tuple[Param, ...] = (
     # ------------------------------------------------------------------ inputs and outputs (files)
-    _p("sample", str, None, "Sample id; prefixes every output file.",
-       ("import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality"), nf=False, kind=INPUT, required=True),
+    _p("sample", str, None, "Sample id; prefixes every output file: letters, digits, '_', '.', '-', starting with a letter or digit.",
+       ("import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality"), nf=False, kind=INPUT, required=True,
+       pattern=SAMPLE_ID),
     _p("sc", Path, None, "scRNA-seq reference (.h5ad).", ("import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate", "causality"),
        nf=False, kind=INPUT, required_steps=("import", "qc", "normalize", "hvg", "train", "impute", "crossval", "evaluate"), step_help={
            "import": "scRNA-seq reference: .h5ad (raw counts in X, layers['counts'] or .raw.X; CELLxGENE files too), Cell Ranger .h5 or "
@@ -359,6 +363,9 @@ def check_value(p: Param, value: Any) -> Any:
 
     if value is None or p.multiple:
         return value
+    if p.pattern and not re.fullmatch(p.pattern, str(value)):
+        raise InputError(None, f"{p.flag} {value!r} is not allowed: {p.help.split(': ', 1)[-1].rstrip('.')}",
+                         f"pass {p.flag} as letters, digits, '_', '.' or '-' (no '/', no leading '.')")
     if p.type is bool:
         if not isinstance(value, bool):
             raise InputError(None, f"{p.flag} must be true or false, got {value!r}", f"pass {p.flag} or leave it out")
@@ -427,6 +434,8 @@ def click_params(step: str) -> list:
 def _click_type(p: Param):
     import click
 
+    if p.pattern:
+        return _Pattern(p)
     if isinstance(p.type, tuple):
         return click.Choice(p.type)
     if p.type == "methods":
@@ -437,6 +446,22 @@ def _click_type(p: Param):
         rng = click.IntRange if p.type is int else click.FloatRange
         return rng(min=p.min, max=p.max)
     return p.type
+
+
+def _Pattern(p: Param):
+    """A Click type that refuses a value not matching ``p.pattern`` (a sample id naming files outside --outdir)."""
+    import click
+
+    class Pattern(click.ParamType):
+        name = "TEXT"
+
+        def convert(self, value, param, ctx):
+            if not re.fullmatch(p.pattern, str(value)):
+                self.fail(f"{value!r} is not allowed: use letters, digits, '_', '.' or '-', starting with a letter or digit "
+                          f"(it names the output files, which must stay inside --outdir)", param, ctx)
+            return value
+
+    return Pattern()
 
 
 # --------------------------------------------------------------------------- Nextflow: ext.args and schema

@@ -15,6 +15,7 @@ record still matches is skipped, so the same command continues a killed run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -74,23 +75,45 @@ def run_values(**given) -> dict[str, Any]:
 def run_pipeline(values: dict[str, Any], *, cpus: int | None = None) -> Path:
     """Check everything, run (or skip, when unchanged) every step of every sample; return the MultiQC report path."""
     values = run_values(**values)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_settings(values))
+        return _run_pipeline(values, cpus=cpus, lock=lambda outdir: stack.enter_context(OutputLock(outdir)))
+
+
+@contextlib.contextmanager
+def _settings(values: dict[str, Any]):
+    """The run's environment settings (``--max-fit-cells`` -> CAUSALGED_MAX_FIT_CELLS, ...), which the steps read as
+    Nextflow's tasks do; the caller's environment is restored afterwards."""
+    names = [p for p in spec.run_params() if p.env]
+    before = {p.env: os.environ.get(p.env) for p in names}
+    os.environ.update({p.env: str(values[p.name]) for p in names})
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_pipeline(values: dict[str, Any], *, cpus: int | None, lock) -> Path:
     outdir = Path(values["outdir"])
     device = str(check_run_params(values))
     check_writable(outdir)
-    for p in spec.run_params():
-        if p.env:  # the steps read these from the environment, as Nextflow's tasks do
-            os.environ[p.env] = str(values[p.name])
     resume = ResumeLog(outdir / "pipeline_info" / "resume.json")
     trace = []
     samplesheet = values["input"]
     if values["demo"]:  # our own data, regenerated only when the seed changed
+        lock(outdir)
         demo = outdir / "demo_data"
         trace.append(_run_task(resume, "demo", Task("simulate", "simulate", {"outdir": demo, "name": "demo", "size": "demo",
                                                                               "seed": values["seed"]}), device=device))
         samplesheet = demo / "samplesheet.csv"
     samples = read_samplesheet(samplesheet)
     check_inputs(samples, Path(samplesheet), outdir, values)
-    outdir.mkdir(parents=True, exist_ok=True)
+    if not values["demo"]:
+        lock(outdir)  # after the checks, so that bad input leaves nothing behind; before the first write
     for folder in [outdir / s.id for s in samples] + [outdir / "pipeline_info", outdir / "multiqc", outdir / "demo_data"]:
         for stale in remove_stale_temporaries(folder):
             log.warning("removed %s, a temporary file left by a killed write", stale)
@@ -111,6 +134,61 @@ def run_pipeline(values: dict[str, Any], *, cpus: int | None = None) -> Path:
         description="Wall time and device of each step on this machine (single-machine route); skipped steps were unchanged since they last finished.",
     )
     return run_multiqc([outdir], outdir / "multiqc", title="CausalGeD")
+
+
+class OutputLock:
+    """``<outdir>/.causalged-run.lock``: one `causalged run` writes into a folder at a time.
+
+    The lock records the holder's PID, host and start time. A second run stops at once with one
+    line naming them; a lock whose process is gone (a killed run, on this host) is stale and taken over.
+    """
+
+    NAME = ".causalged-run.lock"
+
+    def __init__(self, outdir: Path):
+        self.path = Path(outdir) / self.NAME
+
+    def __enter__(self) -> "OutputLock":
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                other = self._holder()
+                if other.get("host") == record["host"] and not _alive(other.get("pid")):
+                    log.warning("%s: removing the lock of a run that is gone (PID %s, started %s)", self.path.parent, other.get("pid"), other.get("started"))
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise InputError(self.path.parent, f"another `causalged run` (PID {other.get('pid')} on {other.get('host')}, started "
+                                                   f"{other.get('started')}) is writing to this folder",
+                                 f"wait for it to finish, or choose another --outdir (if no such run exists, delete {self.path})") from None
+            with os.fdopen(fd, "w") as handle:
+                json.dump(record, handle)
+            return self
+        raise InputError(self.path.parent, "could not take the output folder's lock", f"delete {self.path} and run again")
+
+    def _holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def __exit__(self, *exc) -> None:
+        if self._holder().get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 # --------------------------------------------------------------------------- checks before any step
@@ -302,24 +380,54 @@ class ResumeLog:
         write_json_atomic(self.records, self.path)
 
 
-def step_hash(task: Task) -> str:
-    """Identifies a step's work: the package version, the step, its keyword values, the environment
-    settings the steps read, and the bytes of every input file (the table's inputs and arguments)."""
+#: Libraries whose version can change a step's numbers: a new one reruns the steps.
+RESULT_LIBRARIES = ("numpy", "scipy", "scikit-learn", "anndata", "scanpy", "torch", "spatialdata-io", "spatialdata")
+
+
+def step_parts(task: Task) -> dict[str, str]:
+    """What determines a step's result, each part hashed apart so a rerun can say which changed:
+    the package and library versions, the step's keyword values, the environment settings the
+    steps read (``CAUSALGED_*``) and the bytes of every input file the table declares for the step."""
     import hashlib
 
     from causalged import __version__
+    from causalged.formats import package_version
+
+    def digest(obj) -> str:
+        return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
     kinds = {p.keyword: p.kind for p in spec.step_params(task.step)}
-    environment = {p.env: os.environ.get(p.env) for p in spec.PARAMS if p.env}
     record = {k: ([str(x) for x in v] if isinstance(v, (list, tuple)) else (str(v) if isinstance(v, Path) else v)) for k, v in task.kwargs.items()
               if k != "outdir"}
-    digest = hashlib.sha256(json.dumps([__version__, task.step, record, environment], sort_keys=True, default=str).encode())
+    inputs = hashlib.sha256()
     for key, value in task.kwargs.items():
         if kinds.get(key) in (spec.INPUT, spec.ARGUMENT) and value is not None:
             for path in map(Path, value if isinstance(value, (list, tuple)) else [value]):
                 # a file's bytes, or a folder's (an instrument folder, the ablation's dataset) names and bytes
-                digest.update(file_digest(path).encode() if path.exists() else str(path).encode())
-    return digest.hexdigest()
+                inputs.update(file_digest(path).encode() if path.exists() else str(path).encode())
+    return {"versions": digest([__version__, *(package_version(name) for name in RESULT_LIBRARIES)]),
+            "parameters": digest([task.step, record]),
+            "settings": digest({p.env: os.environ.get(p.env) for p in spec.PARAMS if p.env} | {k: v for k, v in os.environ.items() if k.startswith("CAUSALGED_") and k not in ("CAUSALGED_CPUS",)}),
+            "inputs": inputs.hexdigest()}
+
+
+def step_hash(task: Task, parts: dict[str, str] | None = None) -> str:
+    """Identifies a step's work: one hash of :func:`step_parts`."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(parts or step_parts(task), sort_keys=True).encode()).hexdigest()
+
+
+def why_again(record: dict, parts: dict[str, str]) -> str:
+    """Why a step that finished before runs again, in words for the log."""
+    if not record:
+        return "it has not run in this folder before"
+    changed = [name for name, value in parts.items() if record.get("parts", {}).get(name) != value]
+    if changed:
+        return f"its {', '.join(changed)} changed since it last finished"
+    if record.get("finished") is None:
+        return "it was interrupted"
+    return "a file it wrote was changed or removed"
 
 
 def _snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
@@ -330,9 +438,11 @@ def _snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
 
 def _run_task(resume: ResumeLog, sample_id: str, task: Task, *, device: str) -> dict:
     """Run one step, or skip it when its record still matches; ``device`` is the one the model steps resolve to."""
-    key, digest = f"{sample_id}/{task.name}", step_hash(task)
+    key, parts = f"{sample_id}/{task.name}", step_parts(task)
+    digest = step_hash(task, parts)
     if resume.finished(key, digest):
         return _skipped(resume, sample_id, task, device=device)
+    log.info("[%s] %s runs: %s", sample_id, task.name, why_again(resume.records.get(key, {}), parts))
     kwargs = dict(task.kwargs)
     if task.step == "train":
         checkpoints = step_module("train").outputs(sample_id, task.outdir)["model"] / "checkpoints"
@@ -344,7 +454,7 @@ def _run_task(resume: ResumeLog, sample_id: str, task: Task, *, device: str) -> 
     log.info("[%s] %s", sample_id, task.command)
     folder = task.outdir if "outdir" in task.kwargs else Path(task.kwargs["output"]).parent
     before = _snapshot(folder)
-    resume.update(key, started=digest, finished=None)
+    resume.update(key, started=digest, finished=None, parts=parts)
     start = time.perf_counter()
     step_module(task.step).run(**kwargs)
     seconds = time.perf_counter() - start
@@ -382,12 +492,15 @@ def _run_folds_in_parallel(resume: ResumeLog, sample_id: str, folds: list[Task],
 
     trace, pending = [], {}
     for task in folds:
-        digest = step_hash(task)
+        parts = step_parts(task)
+        digest = step_hash(task, parts)
         if resume.finished(f"{sample_id}/{task.name}", digest):
             trace.append(_skipped(resume, sample_id, task, device=device))
             bar.update()
         else:
+            log.info("[%s] %s runs: %s", sample_id, task.name, why_again(resume.records.get(f"{sample_id}/{task.name}", {}), parts))
             pending[task.name] = (task, digest)
+            resume.update(f"{sample_id}/{task.name}", parts=parts)
     for name, (task, digest) in pending.items():
         resume.update(f"{sample_id}/{name}", started=digest, finished=None)
     threads = max(1, (cpus or available_cpus()) // workers)

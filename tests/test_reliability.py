@@ -402,16 +402,17 @@ def test_device_used_is_recorded_per_step(killed_and_resumed):
 def test_a_changed_parameter_reruns_only_what_it_touches(killed_and_resumed, tmp_path):
     from causalged.cli import cli
     from causalged.params import BY_NAME
-    from causalged.pipeline import ResumeLog, Task, step_hash
+    from causalged.pipeline import ResumeLog, Task, _settings, run_values, step_hash
 
     r = killed_and_resumed
     log = ResumeLog(r["out"] / "pipeline_info" / "resume.json")
     argv = next(t for t in r["again_trace"] if t["step"] == "qc")["command"].split()[2:]
     values = cli.commands["qc"].make_context("qc", argv).params  # the recorded command line, parsed back
     qc = {BY_NAME[k].keyword: v for k, v in values.items()}
-    assert log.finished("tiny/qc", step_hash(Task("qc", "qc", qc)))
-    assert not log.finished("tiny/qc", step_hash(Task("qc", "qc", {**qc, "min_cells_gene": 2})))
-    assert not log.finished("tiny/qc", step_hash(Task("qc", "qc", {**qc, "scale_min_genes": False})))
+    with _settings(run_values()):  # the environment settings the run gave its steps
+        assert log.finished("tiny/qc", step_hash(Task("qc", "qc", qc)))
+        assert not log.finished("tiny/qc", step_hash(Task("qc", "qc", {**qc, "min_cells_gene": 2})))
+        assert not log.finished("tiny/qc", step_hash(Task("qc", "qc", {**qc, "scale_min_genes": False})))
 
 
 def test_failed_report_keeps_the_previous_one_and_leaves_no_temporary(tmp_path):
@@ -442,3 +443,54 @@ def test_training_resumes_only_its_own_checkpoint(tmp_path, tiny_preprocessed):
         log.update("tiny/train", started=started_with, finished=None)
         _run_task(log, "tiny", task, device="cpu")
         assert checkpoint.exists() == kept, started_with
+
+
+# ----------------------------------------------------------------------------- one run per output folder, safe sample ids
+def test_a_second_run_into_the_same_folder_stops_at_once_naming_the_first(tmp_path, tiny_paths):
+    import json
+    import socket
+    import subprocess
+
+    sheet = tiny_copy(tmp_path / "in", tiny_paths)
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(["sleep", "60"])  # stands for a run in progress
+    try:
+        (out / ".causalged-run.lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "started": "2026-12-06T10:00:00"}))
+        result = invoke("run", "--input", sheet, "--outdir", out, *FAST)
+        assert_one_line_error(result, f"another `causalged run` (PID {holder.pid}", "started 2026-12-06T10:00:00", "choose another --outdir")
+        assert sorted(p.name for p in out.iterdir()) == [".causalged-run.lock"]  # nothing written beside it
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale, taken over, and released when the run ends
+    result = invoke("run", "--input", sheet, "--outdir", out, *FAST)
+    assert result.exit_code == 0, result.output
+    assert not (out / ".causalged-run.lock").exists() and (out / "multiqc" / "multiqc_report.html").is_file()
+
+
+@pytest.mark.parametrize("sample", ["../../escape", "/abs/path", ".hidden", "a/b"])
+def test_a_sample_id_that_is_not_a_file_name_is_refused_by_every_step(tmp_path, tiny_paths, sample):
+    result = invoke("qc", "--sample", sample, "--sc", tiny_paths["sc"], "--st", tiny_paths["st"], "--outdir", tmp_path / "qc")
+    assert result.exit_code == 2 and "Invalid value for '--sample'" in result.output and "inside --outdir" in result.output
+    assert not (tmp_path / "qc").exists() and not list(tmp_path.parent.glob("escape*"))
+
+
+def test_a_changed_setting_reruns_and_the_log_says_why(tmp_path, tiny_paths, monkeypatch):
+    """CAUSALGED_MAX_FIT_CELLS (--max-fit-cells) changes results: a rerun with another value must not serve the old ones."""
+    import json
+
+    monkeypatch.delenv("CAUSALGED_MAX_FIT_CELLS", raising=False)  # the run sets it for its steps and restores it after
+    sheet = tiny_copy(tmp_path / "in", tiny_paths)
+    out = tmp_path / "out"
+    args = ["run", "--input", sheet, "--outdir", out, "--skip-evaluation", "--n-folds", "3"]
+    assert invoke(*args).exit_code == 0
+
+    def trace():
+        return {t["step"]: t["skipped"] for t in json.loads((out / "pipeline_info" / "execution_trace.json").read_text())["trace"]}
+
+    assert invoke(*args).exit_code == 0 and all(trace().values())  # nothing changed: every step skipped
+    result = invoke(*args, "--max-fit-cells", "100")
+    assert result.exit_code == 0 and not any(trace().values())
+    assert "impute runs: its settings changed since it last finished" in result.output
+    assert "CAUSALGED_MAX_FIT_CELLS" not in __import__("os").environ
