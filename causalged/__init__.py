@@ -5,7 +5,9 @@ Python API (scanpy style; the same code the pipeline's steps run):
 - :func:`causalged.impute` (``sc``, ``st`` AnnData -> spots x imputed genes, ``layers["std"]``,
   ``var["expected_pcc"]`` when cross-validated);
 - :func:`causalged.crossvalidate` (held-out-gene scores of methods on the panel genes);
-- :mod:`causalged.pp`: ``qc``, ``normalize``, ``select_genes``.
+- :mod:`causalged.pp`: ``qc``, ``normalize``, ``select_genes``;
+- :func:`causalged.read_spatial` (instrument folders, SpatialData, .h5ad) and
+  :func:`causalged.read_reference` (.h5ad, CELLxGENE, Cell Ranger, .loom): data as people have it.
 
 Submodules load on first use, so ``import causalged`` (and the command line) starts fast.
 """
@@ -18,7 +20,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.1.0"
 
-_LAZY = {"impute": ("causalged.api", "impute"), "crossvalidate": ("causalged.api", "crossvalidate"), "pp": ("causalged.pp", None)}
+_LAZY = {"impute": ("causalged.api", "impute"), "crossvalidate": ("causalged.api", "crossvalidate"), "pp": ("causalged.pp", None),
+         "read_spatial": ("causalged.api", "read_spatial"), "read_reference": ("causalged.api", "read_reference")}
 
 
 def __getattr__(name: str):
@@ -29,4 +32,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'causalged' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "crossvalidate", "impute", "pp"]
+__all__ = ["__version__", "crossvalidate", "impute", "pp", "read_reference", "read_spatial"]

@@ -30,8 +30,11 @@ def _prepare(sc: ad.AnnData, st: ad.AnnData, *, already_normalized: bool, case_i
     from causalged import preprocess
     from causalged.io import spatial_coords
 
+    from causalged.formats import match_gene_ids
+
     sc_n = preprocess.normalize(sc.copy(), already_normalized=already_normalized)
     st_n = preprocess.normalize(st.copy(), already_normalized=already_normalized)
+    match_gene_ids(sc_n, st_n)  # a reference indexed by Ensembl ids is matched through its symbol column, as the import step does
     st_n.obsm["spatial"] = spatial_coords(st_n)
     in_reference = set(preprocess.match_genes(sc_n, st_n, case_insensitive=case_insensitive))
     shared = [g for g in st_n.var_names if g in in_reference]
@@ -163,4 +166,27 @@ def impute(sc: ad.AnnData, st: ad.AnnData, *, method: str = DEFAULT_METHOD, gene
     return out
 
 
-__all__ = ["crossvalidate", "impute"]
+def read_spatial(path, *, bin_size: int = 8) -> ad.AnnData:
+    """Spatial data as people have it (an instrument folder, a SpatialData ``.zarr``, an .h5ad) as AnnData:
+    raw counts in ``X``, global positions in ``obsm["spatial"]``, controls dropped; how it was read in
+    ``uns["causalged"]["import"]["st"]`` (the import step's reader, :mod:`causalged.formats`)."""
+    from causalged import formats
+    from causalged.io import record_step
+
+    adata, info = formats.read_spatial(path, bin_size=bin_size)
+    record_step(adata, "import", {"st": {**info, "input": str(path)}})
+    return adata
+
+
+def read_reference(path, *, gene_symbols: str | None = None) -> ad.AnnData:
+    """A reference as people have it (.h5ad, CELLxGENE's too; Cell Ranger .h5 or matrix folder; .loom) with its raw
+    counts in ``X``; name its genes as a panel does with :func:`causalged.formats.match_gene_ids` (``impute`` does it)."""
+    from causalged import formats
+    from causalged.io import record_step
+
+    adata, info = formats.read_reference(path, gene_symbols=gene_symbols)
+    record_step(adata, "import", {"sc": {**info, "input": str(path)}})
+    return adata
+
+
+__all__ = ["crossvalidate", "impute", "read_reference", "read_spatial"]

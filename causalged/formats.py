@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 SYMBOL_COLUMNS = ("feature_name", "gene_symbols", "gene_symbol", "gene_name", "gene_names", "symbol", "features", "gene")
 #: Features that are not genes: Xenium negative-control probes and codewords, MERSCOPE blanks, CosMx negative and system controls.
 CONTROL_PATTERN = re.compile(r"^(NegControl|Neg[Pp]rb|NegPrb|UnassignedCodeword|DeprecatedCodeword|Intergenic|Blank-|BLANK_|SystemControl|antisense_)", re.I)
+#: Fewest spots and reference cells a run accepts: a cross-validation fold scores each gene over the
+#: spots, and the kNN view and the ridge views need more than a handful of each.
+MIN_SPOTS = 10
+MIN_CELLS = 10
 #: Visium HD bin sizes Space Ranger writes (micrometres).
 VISIUM_HD_BINS = (2, 8, 16)
 
@@ -378,6 +382,31 @@ def _apply(transform, xy: np.ndarray) -> np.ndarray:
     """An affine spatialdata transformation applied to (n, 2) points."""
     matrix = transform.to_affine_matrix(input_axes=("x", "y"), output_axes=("x", "y"))
     return xy @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def check_sizes(sc_data, st_data, *, sc_path=None, st_path=None) -> None:
+    """Degenerate inputs that would "succeed" with every score NaN: too few spots or cells, one position for every spot."""
+    if st_data.n_obs < MIN_SPOTS:
+        raise InputError(st_path, f"the spatial data has {st_data.n_obs} spots; imputation and its scores need at least {MIN_SPOTS}",
+                         "check that the whole sample was exported (not one field of view), or use another sample")
+    if sc_data.n_obs < MIN_CELLS:
+        raise InputError(sc_path, f"the reference has {sc_data.n_obs} cells; it needs at least {MIN_CELLS}",
+                         "use the reference's full cell x gene matrix")
+    xy = np.asarray(st_data.obsm["spatial"], dtype=float)
+    if len(xy) and np.all(xy == xy[0]):
+        raise InputError(st_path, "every spot has the same position", "give each spot its own coordinates (obsm['spatial'] or obs x/y)")
+
+
+def check_gene_list(genes: list[str], sc_data, st_data, *, path=None) -> None:
+    """A gene list must name at least one gene the reference has and the panel does not measure."""
+    panel = set(map(str, st_data.var_names))
+    known = [g for g in genes if g in set(map(str, sc_data.var_names))]
+    imputable = [g for g in known if g not in panel]
+    if not imputable:
+        unknown, measured = len(genes) - len(known), len(known)
+        raise InputError(path, f"no gene of the list can be imputed: {unknown} are not in the reference and {measured} are measured by the "
+                               f"panel (e.g. {', '.join(genes[:3])})",
+                         "list reference genes the ST panel did not measure, or leave the samplesheet's genes column empty to impute them all")
 
 
 # --------------------------------------------------------------------------- gene identifiers

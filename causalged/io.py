@@ -142,7 +142,12 @@ def read_gene_list(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "the gene list file does not exist", "give a text file with one gene name per line")
-    genes = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Excel, Notepad) is not part of the first gene
+    except UnicodeDecodeError as err:
+        raise InputError(path, f"the gene list is not UTF-8 text ({err.reason} at byte {err.start})",
+                         "save it as plain UTF-8 text, one gene name per line (not an .h5ad or a spreadsheet)") from None
+    genes = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     genes = [g for g in genes if g]
     if not genes:
         raise InputError(path, "the gene list is empty", "list one gene name per line, or leave the samplesheet's genes column empty")

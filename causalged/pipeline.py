@@ -240,10 +240,11 @@ def check_inputs(samples: list[Sample], samplesheet: Path, outdir: Path, values:
             sc_data, _ = formats.read_reference(sample.sc, gene_symbols=values["gene_symbols"], already_normalized=values["already_normalized"])
             formats.match_gene_ids(sc_data, st_data, gene_symbols=values["gene_symbols"], sc_path=sample.sc, st_path=sample.st)
             shared = preprocess.match_genes(sc_data, st_data, case_insensitive=values["case_insensitive"], st_path=sample.st)
+        formats.check_sizes(sc_data, st_data, sc_path=sample.sc, st_path=sample.st)
         # QC can only lower this count; the hvg step checks again on what QC kept
         preprocess.make_gene_splits(shared, n_folds=values["n_folds"], seed=values["seed"], path=sample.st)
         if sample.genes:
-            read_gene_list(sample.genes)
+            formats.check_gene_list(read_gene_list(sample.genes), sc_data, st_data, path=sample.genes)
 
 
 def _size(path: Path) -> int:

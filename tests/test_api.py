@@ -66,3 +66,21 @@ def test_api_defaults_are_the_tables(function):
     assert {"seed", "n_samples", "sampler", "sampling_steps"} <= set(shared)
     for key in shared:
         assert signature.parameters[key].default == table[key].default, f"{function}({key}=...)"
+
+
+def test_instrument_folders_and_atlas_references_in_a_notebook(tmp_path):
+    """read_spatial / read_reference give what impute takes; an Ensembl-indexed CELLxGENE reference is matched by symbol."""
+    import warnings
+
+    from fixtures.instrument_folders import load_tiny, vendor_ids, write_layout
+
+    st, sc = load_tiny()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        folder, reference = write_layout("xenium", tmp_path, st, sc), write_layout("cellxgene", tmp_path, st, sc)
+    spatial, atlas = causalged.read_spatial(folder), causalged.read_reference(reference)
+    assert spatial.uns["causalged"]["import"]["st"]["layout"] == "xenium" and atlas.var_names[0].startswith("ENSMUSG")
+    from_folder = causalged.impute(atlas, spatial, method="kernel_ridge", n_samples=2)
+    from_h5ad = causalged.impute(sc, st, method="kernel_ridge", n_samples=2)
+    assert list(from_folder.var_names) == list(from_h5ad.var_names)  # symbols, not Ensembl ids
+    np.testing.assert_allclose(from_folder[vendor_ids("xenium", st)].X, from_h5ad.X, rtol=1e-5, atol=1e-6)

@@ -494,3 +494,42 @@ def test_a_changed_setting_reruns_and_the_log_says_why(tmp_path, tiny_paths, mon
     assert result.exit_code == 0 and not any(trace().values())
     assert "impute runs: its settings changed since it last finished" in result.output
     assert "CAUSALGED_MAX_FIT_CELLS" not in __import__("os").environ
+
+
+# ----------------------------------------------------------------------------- degenerate data (thresholds: causalged.formats)
+@pytest.mark.parametrize("case, change, fragment", [
+    ("two spots", {"st": lambda d: d[:2].copy()}, "the spatial data has 2 spots; imputation and its scores need at least 10"),
+    ("three cells", {"sc": lambda d: d[:3].copy()}, "the reference has 3 cells; it needs at least 10"),
+    ("one position", {"st": lambda d: d.obsm.__setitem__("spatial", np.zeros((d.n_obs, 2)))}, "every spot has the same position"),
+])
+def test_degenerate_data_fail_before_any_step(tmp_path, tiny_paths, case, change, fragment):
+    sheet = tiny_copy(tmp_path / "in", tiny_paths, **change)
+    result = invoke("run", "--input", sheet, "--outdir", tmp_path / "out", *FAST)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("NotAGene\nAlsoNot\n", "no gene of the list can be imputed: 2 are not in the reference and 0 are measured by the panel"),
+    (None, "no gene of the list can be imputed: 0 are not in the reference and 2 are measured by the panel"),
+    (b"\xff\xfe\x00bad", "the gene list is not UTF-8 text"),
+])
+def test_a_gene_list_with_nothing_to_impute_is_an_error(tmp_path, tiny_paths, content, fragment):
+    sheet = tiny_copy(tmp_path / "in", tiny_paths)
+    genes = tmp_path / "in" / "genes.txt"
+    if content is None:  # two genes the panel measures
+        genes.write_text("\n".join(list(ad.read_h5ad(tiny_paths["st"]).var_names[:2])) + "\n")
+    elif isinstance(content, bytes):
+        genes.write_bytes(content)
+    else:
+        genes.write_text(content)
+    result = invoke("run", "--input", sheet, "--outdir", tmp_path / "out", *FAST)
+    assert_one_line_error(result, fragment)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_gene(tmp_path):
+    from causalged.io import read_gene_list
+
+    path = tmp_path / "genes.txt"
+    path.write_bytes("\ufeffGad1\nSst\n".encode("utf-8"))
+    assert read_gene_list(path) == ["Gad1", "Sst"]

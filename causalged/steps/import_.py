@@ -50,6 +50,7 @@ def run(*, sample: str, sc: Path, st: Path, outdir: Path = Path("."), platform: 
     else:
         sc_data, sc_info = formats.read_reference(sc, gene_symbols=gene_symbols, already_normalized=already_normalized)
         ids = formats.match_gene_ids(sc_data, st_data, gene_symbols=gene_symbols, sc_path=sc, st_path=st)
+        formats.check_sizes(sc_data, st_data, sc_path=sc, st_path=st)
     record = {"sample": sample, "st": {**st_info, "input": str(st), "platform": platform, "n_obs": st_data.n_obs, "n_genes": st_data.n_vars},
               "sc": {**sc_info, "input": str(sc)}, "gene_ids": ids}
     record_step(st_data, "import", record)
