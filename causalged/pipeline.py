@@ -38,9 +38,13 @@ from causalged.steps import step_module
 
 log = logging.getLogger(__name__)
 
-#: Free space asked of the output disk, as a multiple of the inputs' size (qc, normalize and hvg
-#: each write a copy of both matrices, normalize with the counts beside the log values).
-SPACE_FACTOR = 6
+#: Free space asked of the output disk: a multiple of the inputs' size (import, qc, normalize and
+#: hvg each write a copy of both matrices, normalize with the counts beside the log values), plus
+#: what does not grow with the inputs (figures, fold files and models of a small sample: the demo
+#: writes 16 MB from 0.9 MB of inputs) and the report.
+SPACE_FACTOR = 7
+SPACE_PER_SAMPLE = 30_000_000
+SPACE_REPORT = 20_000_000
 
 
 @dataclass
@@ -222,11 +226,11 @@ def check_inputs(samples: list[Sample], samplesheet: Path, outdir: Path, values:
                 raise InputError(path, f"this input lies inside {folder}, a folder `causalged run` writes and cleans", "choose another --outdir")
     for name in ("params.json", "execution_trace.json", "resume.json"):
         ensure_not_input(outdir / "pipeline_info" / name, inputs)
-    needed = SPACE_FACTOR * sum(_size(Path(p)) for p in inputs)
+    needed = SPACE_FACTOR * sum(_size(Path(p)) for p in inputs) + SPACE_PER_SAMPLE * len(samples) + SPACE_REPORT
     free = shutil.disk_usage(next(p for p in (outdir, *outdir.absolute().parents) if p.exists())).free
     if free < needed:
         raise InputError(outdir, f"only {free / 1e6:.0f} MB are free on this disk; the run needs about {needed / 1e6:.0f} MB "
-                                 f"({SPACE_FACTOR} x the inputs)", "free disk space, or choose an --outdir on a disk with room")
+                                 f"({SPACE_FACTOR} x the inputs, and {SPACE_PER_SAMPLE / 1e6:.0f} MB a sample and {SPACE_REPORT / 1e6:.0f} MB for the report)", "free disk space, or choose an --outdir on a disk with room")
     for sample in samples:
         # each input read as the import step will read it (instrument folders and reference formats included)
         st_data, _ = formats.read_spatial(sample.st, bin_size=values["bin_size"], platform=sample.platform)

@@ -533,3 +533,27 @@ def test_a_byte_order_mark_is_not_part_of_the_first_gene(tmp_path):
     path = tmp_path / "genes.txt"
     path.write_bytes("\ufeffGad1\nSst\n".encode("utf-8"))
     assert read_gene_list(path) == ["Gad1", "Sst"]
+
+
+def test_evaluate_refuses_fold_files_of_another_split(tmp_path, tiny_preprocessed):
+    """A fold file whose held-out genes are not that fold of the split given is one line, not a silent wrong score."""
+    import json
+
+    from causalged.steps import crossval
+
+    p = tiny_preprocessed
+    folds = [crossval.run(sample="tiny", sc=p["sc"], st=p["st"], split=p["split"], fold=k, outdir=tmp_path / "folds", methods="knn", n_samples=0)
+             for k in range(2)]
+    other = json.loads(p["split"].read_text())
+    other["folds"] = [other["folds"][1], other["folds"][0], *other["folds"][2:]]  # another run's split: the folds are not these genes
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    result = invoke("evaluate", "--sample", "tiny", "--sc", p["sc"], "--st", p["st"], "--split", tmp_path / "other.json",
+                    "--outdir", tmp_path / "ev", "--no-figures", *folds)
+    assert_one_line_error(result, "its held-out genes are not fold 0 of", "pass the fold files that `causalged crossval` wrote with this split")
+    assert not (tmp_path / "ev").exists() or not any((tmp_path / "ev").iterdir())
+
+
+def test_report_of_a_mistyped_folder_is_one_line(tmp_path):
+    result = invoke("report", "--outdir", tmp_path / "no_such_run")
+    assert_one_line_error(result, "this folder does not exist", "pass the --outdir of a finished run")
+    assert not (tmp_path / "no_such_run").exists()

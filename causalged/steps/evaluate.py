@@ -79,6 +79,11 @@ def run(*, sample: str, sc: Path, st: Path, split: Path, predictions: Sequence[P
         bad = [str(p) for p, a in zip(predictions, folds) if "causalged_crossval" not in a.uns]
         if bad:
             raise InputError(bad[0], "not a fold predictions file (no uns['causalged_crossval'])", "pass the <sample>.fold<K>.predictions.h5ad files written by `causalged crossval`")
+        for path, fold in zip(predictions, folds):  # each file must be the fold of this split it says it is
+            k = int(fold.uns["causalged_crossval"]["fold"])
+            if not 0 <= k < len(split["folds"]) or sorted(map(str, fold.var_names)) != sorted(split["folds"][k]):
+                raise InputError(path, f"its held-out genes are not fold {k} of {split_path} (a fold file of another split or run)",
+                                 "pass the fold files that `causalged crossval` wrote with this split, or run crossval again")
     else:
         chosen = parse_methods(methods)
         folds = [run_fold(sc_data, st_data, split, k, methods=chosen, seed=seed, n_samples=n_samples, preset=preset, device=device, overrides=overrides)

@@ -14,6 +14,8 @@ def run(*, outdir: Path, title: str = "CausalGeD", config: Path | None = None) -
     from causalged.errors import InputError
     from causalged.report import run_multiqc
 
+    if not Path(outdir).is_dir():
+        raise InputError(outdir, "this folder does not exist, so there is nothing to report", "pass the --outdir of a finished run")
     if config is not None and not Path(config).is_file():
         raise InputError(config, "the MultiQC config does not exist", "pass an existing YAML file to --config, or leave it out")
     return run_multiqc([outdir], outputs(outdir)["html"].parent, title=title, config=config)
