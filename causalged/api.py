@@ -21,6 +21,7 @@ import pandas as pd
 
 from causalged.errors import InputError
 from causalged.methods import DEFAULT_EVAL_METHODS, DEFAULT_METHOD, MODEL_METHODS
+from causalged.params import check_values
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,6 @@ def _targets(sc: ad.AnnData, shared: list[str], genes: Sequence[str] | None) -> 
     return [g for g in genes if g not in panel]
 
 
-def _check(step: str, **values) -> None:
-    from causalged import params
-
-    for name, value in values.items():
-        params.check_value(next(p for p in params.PARAMS if p.keyword == name and (step in p.steps or "run" in p.steps)), value)
-
-
 def crossvalidate(sc: ad.AnnData, st: ad.AnnData, *, methods: str | Sequence[str] = DEFAULT_EVAL_METHODS, n_folds: int = 10, seed: int = 0,
                   n_samples: int = 8, already_normalized: bool = False, case_insensitive: bool = False, preset: str = "cpu",
                   device: str = "auto", epochs: int | None = None, sampler: str = "ddim", sampling_steps: int = 50,
@@ -90,9 +84,9 @@ def _crossvalidate(sc, st, *, methods, n_folds, seed, n_samples, already_normali
     from causalged.methods import parse_methods
     from causalged.steps.crossval import model_overrides
 
-    _check("crossval", seed=seed, n_samples=n_samples, preset=preset, device=device, epochs=epochs, sampler=sampler,
-           sampling_steps=sampling_steps, inference_mode=inference_mode)
-    _check("hvg", n_folds=n_folds)
+    check_values("crossval", dict(seed=seed, n_samples=n_samples, preset=preset, device=device, epochs=epochs, sampler=sampler,
+           sampling_steps=sampling_steps, inference_mode=inference_mode))
+    check_values("hvg", {"n_folds": n_folds})
     chosen = parse_methods(methods)
     resolve_device(device)
     sc_n, st_n, shared = prepared or _prepare(sc, st, already_normalized=already_normalized, case_insensitive=case_insensitive)
@@ -126,8 +120,9 @@ def impute(sc: ad.AnnData, st: ad.AnnData, *, method: str = DEFAULT_METHOD, gene
     from causalged.imputation import expected_pcc, predictor, refit_params, train_diffusion
     from causalged.methods import parse_methods
 
-    _check("impute", seed=seed, n_samples=n_samples, device=device, sampler=sampler, sampling_steps=sampling_steps, inference_mode=inference_mode)
-    _check("train", method=method, preset=preset, epochs=epochs)
+    check_values("impute", dict(seed=seed, n_samples=n_samples, device=device, sampler=sampler, sampling_steps=sampling_steps,
+                                inference_mode=inference_mode))
+    check_values("train", {"method": method, "preset": preset, "epochs": epochs})
     if n_samples < 1:
         raise InputError(None, f"n_samples must be at least 1, got {n_samples}", "pass n_samples=1 or more")
     parse_methods([method])

@@ -15,7 +15,6 @@ counts were found, how gene ids were mapped) is returned for the import step to 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from importlib.metadata import PackageNotFoundError, version
@@ -48,18 +47,18 @@ def _has(folder: Path, *patterns: str) -> bool:
     return any(next(folder.glob(p), None) is not None for p in patterns)
 
 
-#: layout -> (how it is recognised, the files a table-only read needs: shown when one is missing)
+#: layout -> (how it is recognised, the files a table-only read needs, as glob patterns; ``{bin}`` is the Visium HD bin size)
 SPATIAL_LAYOUTS: dict[str, tuple[Callable[[Path], bool], tuple[str, ...]]] = {
-    "spatialdata": (lambda p: p.suffix == ".zarr" or _has(p, "zarr.json", ".zgroup") and (p / "tables").is_dir(), ("tables/",)),
+    "spatialdata": (lambda p: p.suffix == ".zarr" or _has(p, "zarr.json", ".zgroup") and (p / "tables").is_dir(), ()),
     "xenium": (lambda p: _has(p, "experiment.xenium"), ("experiment.xenium", "cell_feature_matrix.h5", "cells.parquet")),
-    "visium_hd": (lambda p: _has(p, "feature_slice.h5", "binned_outputs"), ("feature_slice.h5", "binned_outputs/square_<bin>um/filtered_feature_bc_matrix.h5",
-                                                                         "binned_outputs/square_<bin>um/spatial/tissue_positions.parquet",
-                                                                         "binned_outputs/square_<bin>um/spatial/scalefactors_json.json")),
+    "visium_hd": (lambda p: _has(p, "feature_slice.h5", "binned_outputs"), ("feature_slice.h5", "binned_outputs/square_{bin:03d}um/filtered_feature_bc_matrix.h5",
+                                                                         "binned_outputs/square_{bin:03d}um/spatial/tissue_positions.parquet",
+                                                                         "binned_outputs/square_{bin:03d}um/spatial/scalefactors_json.json")),
     "visium": (lambda p: _has(p, "spatial/tissue_positions*.csv", "*filtered_feature_bc_matrix.h5", "spatial/scalefactors_json.json"),
-               ("filtered_feature_bc_matrix.h5 (or <id>_filtered_feature_bc_matrix.h5)", "spatial/tissue_positions.csv (Space Ranger 1: tissue_positions_list.csv)",
-                "spatial/scalefactors_json.json")),
-    "merscope": (lambda p: _has(p, "cell_by_gene.csv", "*cell_by_gene*.csv"), ("cell_by_gene.csv", "cell_metadata.csv", "images/micron_to_mosaic_pixel_transform.csv")),
-    "cosmx": (lambda p: _has(p, "*_exprMat_file.csv", "*exprMat_file.csv"), ("<id>_exprMat_file.csv", "<id>_metadata_file.csv", "<id>_fov_positions_file.csv")),
+               ("*filtered_feature_bc_matrix.h5", "spatial/tissue_positions*.csv", "spatial/scalefactors_json.json")),
+    "merscope": (lambda p: _has(p, "cell_by_gene.csv", "*cell_by_gene*.csv"), ("*cell_by_gene*.csv", "*cell_metadata*.csv",
+                                                                             "images/micron_to_mosaic_pixel_transform.csv")),
+    "cosmx": (lambda p: _has(p, "*_exprMat_file.csv", "*exprMat_file.csv"), ("*exprMat_file.csv", "*metadata_file.csv", "*fov_positions_file.csv")),
 }
 REFERENCE_LAYOUTS = {
     "h5ad": "an .h5ad file (counts in X, layers['counts'] or .raw.X)",
@@ -119,20 +118,11 @@ def reference_layout(path: str | Path) -> str:
 
 def _required_files(path: Path, layout: str, bin_size: int) -> None:
     """Each file a table-only read of ``layout`` needs is there: else the first missing one, named."""
-    globs = {
-        "xenium": ["experiment.xenium", "cell_feature_matrix.h5", "cells.parquet"],
-        "visium_hd": ["feature_slice.h5", f"binned_outputs/square_{bin_size:03d}um/filtered_feature_bc_matrix.h5",
-                      f"binned_outputs/square_{bin_size:03d}um/spatial/tissue_positions.parquet",
-                      f"binned_outputs/square_{bin_size:03d}um/spatial/scalefactors_json.json"],
-        "visium": ["*filtered_feature_bc_matrix.h5", "spatial/tissue_positions*.csv", "spatial/scalefactors_json.json"],
-        "merscope": ["*cell_by_gene*.csv", "*cell_metadata*.csv", "images/micron_to_mosaic_pixel_transform.csv"],
-        "cosmx": ["*exprMat_file.csv", "*metadata_file.csv", "*fov_positions_file.csv"],
-    }.get(layout, [])
-    for pattern in globs:
+    patterns = [p.format(bin=bin_size) for p in SPATIAL_LAYOUTS[layout][1]]
+    for pattern in patterns:
         if not _has(path, pattern):
             raise InputError(path, f"this {layout} folder has no {pattern}, which reading its count table needs",
-                             f"copy {pattern} from the instrument's output into the folder (a {layout} read needs: "
-                             f"{', '.join(SPATIAL_LAYOUTS[layout][1])})")
+                             f"copy {pattern} from the instrument's output into the folder (a {layout} read needs: {', '.join(patterns)})")
 
 
 # --------------------------------------------------------------------------- records
@@ -145,16 +135,11 @@ def package_version(name: str) -> str:
 
 def file_records(path: str | Path, *, limit: int = 200) -> list[str]:
     """``"<sha256>  <relative path>"`` (as ``sha256sum`` prints it) for every file of an input (a file, or a folder's files up to ``limit``)."""
+    from causalged.io import file_digest
+
     path = Path(path)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())[:limit]
-    out = []
-    for file in files:
-        digest = hashlib.sha256()
-        with open(file, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        out.append(f"{digest.hexdigest()}  {file.relative_to(path) if path.is_dir() else file.name}")
-    return out
+    return [f"{file_digest(file)}  {file.relative_to(path) if path.is_dir() else file.name}" for file in files]
 
 
 # --------------------------------------------------------------------------- counts
@@ -261,32 +246,36 @@ def drop_controls(adata: ad.AnnData) -> tuple[ad.AnnData, list[str]]:
 def _read_instrument(path: Path, layout: str, *, bin_size: int) -> tuple[ad.AnnData, dict[str, Any]]:
     import spatialdata_io
 
+    import spatialdata
+    import spatialdata_io
+
     dataset_id = _dataset_id(path, layout)
-    quiet = {"transcripts": False}
-    readers = {
+    readers = {  # table only: no images, transcripts, boundaries or labels
+        "spatialdata": lambda: spatialdata.read_zarr(path),
         "xenium": lambda: spatialdata_io.xenium(path, cells_table=True, cells_boundaries=False, nucleus_boundaries=False, cells_as_circles=False,
                                                 cells_labels=False, nucleus_labels=False, morphology_mip=False, morphology_focus=False,
-                                                aligned_images=False, gex_only=True, **quiet),
-        "visium": lambda: spatialdata_io.visium(path, dataset_id=dataset_id, counts_file=_visium_counts_file(path, dataset_id)),
+                                                aligned_images=False, gex_only=True, transcripts=False),
+        "visium": lambda: spatialdata_io.visium(path, dataset_id=dataset_id),
         "visium_hd": lambda: spatialdata_io.visium_hd(path, dataset_id=dataset_id, bin_size=bin_size, load_segmentations_only=False,
                                                       load_all_images=False, annotate_table_by_labels=False),
-        "merscope": lambda: spatialdata_io.merscope(path, cells_table=True, cells_boundaries=False, mosaic_images=False, **quiet),
-        "cosmx": lambda: spatialdata_io.cosmx(path, dataset_id=dataset_id, **quiet),
+        "merscope": lambda: spatialdata_io.merscope(path, cells_table=True, cells_boundaries=False, mosaic_images=False, transcripts=False),
+        "cosmx": lambda: spatialdata_io.cosmx(path, dataset_id=dataset_id, transcripts=False),
     }
-    info: dict[str, Any] = {"layout": layout, "reader": f"spatialdata_io.{layout} {package_version('spatialdata-io')}"}
+    reader = f"spatialdata.read_zarr {package_version('spatialdata')}" if layout == "spatialdata" else \
+        f"spatialdata_io.{layout} {package_version('spatialdata-io')}"
+    info: dict[str, Any] = {"layout": layout, "reader": reader}
     if layout == "visium_hd":
         info["bin_size_um"] = bin_size
     if layout in ("xenium", "merscope", "cosmx"):
         info["segmentation"] = "the instrument's cell segmentation (its cell x gene table)"
     try:
-        sdata = _spatialdata(path) if layout == "spatialdata" else readers[layout]()
+        sdata = readers[layout]()
     except InputError:
         raise
     except Exception as err:  # the readers raise many types for files that do not follow the layout
+        needs = ", ".join(p.format(bin=bin_size) for p in SPATIAL_LAYOUTS[layout][1]) or "tables/"
         raise InputError(path, f"could not be read as a {layout} folder ({type(err).__name__}: {err})",
-                         f"check that the files follow the {layout} layout (a table-only read needs: {', '.join(SPATIAL_LAYOUTS[layout][1])})") from err
-    if layout == "spatialdata":
-        info["reader"] = f"spatialdata.read_zarr {package_version('spatialdata')}"
+                         f"check that the files follow the {layout} layout (a table-only read needs: {needs})") from err
     table_name, adata = table_with_positions(sdata, path=path)
     attrs = sdata.tables[table_name].uns.get("spatialdata_attrs", {})
     region = attrs.get("region")
@@ -307,22 +296,10 @@ def _dataset_id(path: Path, layout: str) -> str | None:
     return path.name
 
 
-def _visium_counts_file(path: Path, dataset_id: str) -> str:
-    """spatialdata-io looks for ``<dataset_id>_<counts_file>`` and then ``<counts_file>``: name whichever is there."""
-    return "filtered_feature_bc_matrix.h5"
-
-
-def _spatialdata(path: Path):
-    import spatialdata
-
-    return spatialdata.read_zarr(path)
-
-
 def table_with_positions(sdata, *, path: Path) -> tuple[str, ad.AnnData]:
     """The SpatialData object's count table with each row's position in the global coordinate system in ``obsm["spatial"]``.
 
-    Positions come from the table's ``obsm["spatial"]`` when the element it annotates is in the
-    global system as is, else from the annotated shapes' centroids transformed to ``global``.
+    Where the positions come from: :func:`_global_positions`.
     """
     if not sdata.tables:
         raise InputError(path, "the SpatialData object has no table", "write the count table into it (spatialdata TableModel)")
@@ -350,17 +327,15 @@ def _global_positions(sdata, table) -> np.ndarray | None:
     regions = attrs.get("region")
     regions = [regions] if isinstance(regions, str) else list(regions or [])
     shapes = [r for r in regions if r in sdata.shapes]
-    if shapes:
+    placed = all("global" in _systems(sdata.shapes[r]) for r in shapes)
+    if shapes and (placed or "spatial" not in table.obsm):  # else the table's own positions are the slide's (Visium: pixels)
         instance_key, region_key = attrs.get("instance_key"), attrs.get("region_key")
         out = np.full((table.n_obs, 2), np.nan)
         for region in shapes:
             element = sdata.shapes[region]
-            transform = get_transformation(element, to_coordinate_system="global") if "global" in _systems(element) else None
-            if transform is None and "spatial" in table.obsm:
-                return np.asarray(table.obsm["spatial"], dtype=float)[:, :2]
             centroids = np.column_stack([element.geometry.centroid.x, element.geometry.centroid.y])
-            if transform is not None:
-                centroids = _apply(transform, centroids)
+            if "global" in _systems(element):
+                centroids = _apply(get_transformation(element, to_coordinate_system="global"), centroids)
             lookup = pd.DataFrame(centroids, index=element.index.astype(str), columns=["x", "y"])
             rows = (table.obs[region_key].astype(str) == region).to_numpy() if region_key in table.obs else np.ones(table.n_obs, bool)
             ids = table.obs[instance_key].astype(str).to_numpy()[rows] if instance_key in table.obs else table.obs_names[rows]
@@ -458,8 +433,8 @@ def spatial_region(st_data: ad.AnnData) -> tuple[str, str]:
     return str(record.get("region") or "spots"), str(record.get("instance_key") or "spot_id")
 
 
-def write_spatialdata(imputed: ad.AnnData, path: str | Path, *, region: str = "spots", instance_key: str = "spot_id") -> Path | None:
-    """``<sample>.imputed.zarr``: the imputed genes as a SpatialData table annotating circles at the spots.
+def write_spatialdata(h5ad: str | Path, path: str | Path, *, region: str = "spots", instance_key: str = "spot_id") -> Path | None:
+    """``<sample>.imputed.zarr``: the imputed genes of ``h5ad`` (the impute step's result) as a SpatialData table annotating circles at the spots.
 
     The table (``tables["imputed"]``) holds ``X`` (mean), ``layers["std"]`` and the genes' ``var``
     (expected accuracy, trust); its ``obs[instance_key]`` are the input's own cell or spot ids and
@@ -472,11 +447,15 @@ def write_spatialdata(imputed: ad.AnnData, path: str | Path, *, region: str = "s
 
     from causalged.io import atomic_write_folder
 
-    size = 2 * 4 * imputed.n_obs * imputed.n_vars
+    backed = ad.read_h5ad(h5ad, backed="r")
+    n_obs, n_vars = backed.shape
+    backed.file.close()
+    size = 2 * 4 * n_obs * n_vars  # mean and spread, float32
     if size > ZARR_MAX_BYTES:
         log.warning("%s not written: %d spots x %d genes need %.1f GB in memory (limit %.1f GB); the .h5ad holds every value",
-                    path, imputed.n_obs, imputed.n_vars, size / 1e9, ZARR_MAX_BYTES / 1e9)
+                    path, n_obs, n_vars, size / 1e9, ZARR_MAX_BYTES / 1e9)
         return None
+    imputed = ad.read_h5ad(h5ad)
     xy = np.asarray(imputed.obsm["spatial"], dtype=float)[:, :2]
     radius = _spot_radius(xy)
     # the input's own instance ids (Visium spot_id, Xenium cell_id, MERSCOPE EntityID), else the spot names

@@ -124,7 +124,6 @@ def predictor(method: str, sc_data, st_data: ad.AnnData, fit_genes: list[str], t
     else:
         target_matrix = sc_data.pooled_columns(targets, pool) if backed else as_dense(pool @ target_matrix).astype(np.float32)
     sampling["reference_pooled"] = imputer.pooling_
-    sampling["imputer"] = imputer
 
     def predict(start: int, stop: int):
         return imputer.predict_with_samples(target_matrix[:, start:stop], n_samples=n_samples, seed=seed)

@@ -320,10 +320,6 @@ def step_values(step: str, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _format(value: Any) -> str:
-    return str(value)
-
-
 def to_argv(step: str, kwargs: dict[str, Any]) -> list[str]:
     """The command-line flags for a step's keyword values, by the rule both routes follow:
     a valued option always (None: left out), a boolean only when it differs from its default."""
@@ -335,7 +331,7 @@ def to_argv(step: str, kwargs: dict[str, Any]) -> list[str]:
             if bool(value) != bool(p.default):
                 argv.append(p.flag if value else p.flag.replace("--", "--no-", 1))
         elif value is not None:
-            argv += [p.flag, _format(value)]
+            argv += [p.flag, str(value)]
     return argv
 
 

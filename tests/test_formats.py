@@ -199,3 +199,14 @@ def test_a_platform_that_contradicts_the_files_is_refused(layouts, tmp_path, rep
     assert result.exit_code == 2 and "the samplesheet says platform Visium, but the files are a xenium layout" in result.output
     assert not (tmp_path / "out" / "s").exists()
     formats.confirm_platform(layouts["xenium"], "xenium", "MERFISH")  # a platform that names no layout is a label only
+
+
+def test_the_zarr_is_skipped_above_its_memory_limit(h5ad_route, tmp_path, monkeypatch):
+    h5ad = tmp_path / "imputed.h5ad"
+    h5ad_route.write_h5ad(h5ad)
+    monkeypatch.setattr(formats, "ZARR_MAX_BYTES", 2 * 4 * h5ad_route.n_obs * h5ad_route.n_vars - 1)
+    assert formats.write_spatialdata(h5ad, tmp_path / "x.zarr") is None and not (tmp_path / "x.zarr").exists()
+    monkeypatch.setattr(formats, "ZARR_MAX_BYTES", 2 * 4 * h5ad_route.n_obs * h5ad_route.n_vars)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert formats.write_spatialdata(h5ad, tmp_path / "x.zarr") == tmp_path / "x.zarr"

@@ -46,7 +46,7 @@ def run(*, sample: str, sc: Path, st: Path, model: Path, trust: Path | None = No
     from causalged.evaluation.figures import target_map_genes
     from causalged.evaluation.targets import block_truth_scores, requested_genes, write_target_report
     from causalged.evaluation.trust import trust_flag
-    from causalged.formats import ZARR_MAX_BYTES, spatial_region, write_spatialdata
+    from causalged.formats import spatial_region, write_spatialdata
     from causalged.imputation import expected_pcc, fingerprint, predictor, require_genes
     from causalged.io import check_writable, ensure_not_input, read_h5ad, record_step, write_h5ad_columns_atomic
     from causalged.stream import read_reference
@@ -120,11 +120,8 @@ def run(*, sample: str, sc: Path, st: Path, model: Path, trust: Path | None = No
 
     write_h5ad_columns_atomic(skeleton, out_path, blocks())
     region, instance_key = spatial_region(st_data)
-    if 2 * 4 * st_data.n_obs * len(targets) <= ZARR_MAX_BYTES:  # the same result for SpatialData tools (napari-spatialdata, squidpy)
-        write_spatialdata(ad.read_h5ad(out_path), outputs(sample, outdir)["zarr"], region=region, instance_key=instance_key)
-    else:
-        log.warning("%s: %s not written (%d spots x %d genes are above its in-memory limit); the .h5ad holds every value",
-                    sample, outputs(sample, outdir)["zarr"].name, st_data.n_obs, len(targets))
+    # the same result for SpatialData tools (napari-spatialdata, squidpy); skipped, with a warning, above its in-memory limit
+    write_spatialdata(out_path, outputs(sample, outdir)["zarr"], region=region, instance_key=instance_key)
     log.info("%s: imputed %d genes at %d spots with %s -> %s", sample, len(targets), st_data.n_obs, method, out_path)
     return out_path
 
